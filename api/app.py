@@ -1,0 +1,105 @@
+"""The FastAPI application factory and its lifespan (engine, token verifier, HTTP client)."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+import httpx
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from api import errors
+from api.fhir.router import router as fhir_router
+from api.routers import alerts, audit, devices, patients, rejected, thresholds
+from api.stream import EventHub
+from rpm.access.tokens import TokenVerifier
+from rpm.config import Settings
+from rpm.db import create_engine, database_url, require_migrated, session_factory
+
+log = logging.getLogger("rpm.api")
+
+
+class ApiMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "rpm_api_requests", "Requests by route and status", ["route", "status"], registry=self.registry
+        )
+        self.latency = Histogram(
+            "rpm_api_request_seconds", "Request duration by route", ["route"], registry=self.registry
+        )
+
+
+def create_app(settings: Settings, *, engine: AsyncEngine | None = None) -> FastAPI:
+    """`engine` lets tests hand in theirs; otherwise the lifespan makes and disposes one."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        own = engine is None
+        url = database_url(settings)
+        app.state.engine = engine or create_engine(settings, "rpm-api", url=url)
+        hub = None
+        try:
+            await require_migrated(app.state.engine)
+            app.state.sessions = session_factory(app.state.engine)
+            app.state.hub = hub = EventHub(url, app.state.sessions)
+            await hub.start()
+            async with httpx.AsyncClient() as http:
+                app.state.verifier = TokenVerifier(settings, http)
+                yield
+        finally:
+            if hub is not None:
+                await hub.stop()
+            if own:
+                await app.state.engine.dispose()
+
+    app = FastAPI(title="Remote patient monitoring", version="1", lifespan=lifespan)
+    app.state.settings = settings
+    app.state.metrics = metrics = ApiMetrics()
+    errors.install(app)
+
+    @app.middleware("http")
+    async def request_id_and_metrics(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        incoming = request.headers.get("x-request-id", "")
+        request.state.request_id = incoming[:64] if incoming else uuid.uuid4().hex
+        started = time.perf_counter()
+        response = await call_next(request)
+        route = getattr(request.scope.get("route"), "path", "unmatched")
+        metrics.requests.labels(route, str(response.status_code)).inc()
+        metrics.latency.labels(route).observe(time.perf_counter() - started)
+        response.headers["X-Request-ID"] = request.state.request_id
+        return response
+
+    app.include_router(patients.router)
+    app.include_router(thresholds.router)
+    app.include_router(devices.router)
+    app.include_router(alerts.router)
+    app.include_router(rejected.router)
+    app.include_router(audit.router)
+    app.include_router(fhir_router)
+
+    @app.get("/healthz", tags=["operations"])
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["operations"])
+    async def readyz(request: Request) -> JSONResponse:
+        try:
+            async with request.app.state.engine.connect() as connection:
+                await connection.execute(text("select 1"))
+        except Exception as error:  # any failure to reach the database means not ready
+            return JSONResponse({"status": "not ready", "database": str(error)[:200]}, 503)
+        return JSONResponse({"status": "ready", "database": "ok"})
+
+    @app.get("/metrics", tags=["operations"], include_in_schema=False)
+    async def prometheus() -> Response:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    return app

@@ -1,0 +1,76 @@
+"""One place that turns errors into responses: JSON under /api, OperationOutcome under /fhir."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from rpm.errors import DomainError, NotAuthenticated
+
+log = logging.getLogger("rpm.api")
+FHIR_JSON = "application/fhir+json"
+
+_ISSUE_CODES = {
+    400: "invalid",
+    401: "login",
+    403: "forbidden",
+    404: "not-found",
+    405: "not-supported",
+    409: "conflict",
+    422: "invalid",
+    503: "transient",
+}
+
+
+def operation_outcome(status: int, code: str, detail: str) -> dict[str, Any]:
+    return {
+        "resourceType": "OperationOutcome",
+        "issue": [
+            {
+                "severity": "error",
+                "code": _ISSUE_CODES.get(status, "exception"),
+                "details": {"text": detail, "coding": [{"system": "urn:rpm:error", "code": code}]},
+                "diagnostics": detail,
+            }
+        ],
+    }
+
+
+def render(request: Request, status: int, code: str, detail: str) -> JSONResponse:
+    headers = {"WWW-Authenticate": 'Bearer error="invalid_token"'} if status == 401 else None
+    if request.url.path.startswith("/fhir"):
+        return JSONResponse(operation_outcome(status, code, detail), status, headers=headers, media_type=FHIR_JSON)
+    return JSONResponse({"error": code, "detail": detail}, status, headers=headers)
+
+
+def _field(location: tuple[Any, ...]) -> str:
+    parts = [str(p) for p in location if p not in ("body", "query", "path")]
+    return ".".join(parts) or "request"
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(DomainError)
+    async def domain_error(request: Request, error: DomainError) -> JSONResponse:
+        if isinstance(error, NotAuthenticated):
+            return render(request, 401, error.code, error.detail)
+        return render(request, error.status, error.code, error.detail)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, error: RequestValidationError) -> JSONResponse:
+        problems = "; ".join(f"{_field(e['loc'])}: {e['msg']}" for e in error.errors())
+        return render(request, 422, "invalid_request", problems)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(error.status_code, "http_error")
+        return render(request, error.status_code, code, str(error.detail))
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, error: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return render(request, 500, "internal_error", "an unexpected error occurred; it has been logged")

@@ -1,0 +1,154 @@
+"""The alert queue: list, detail, acknowledge, resolve, and the live stream (SSE)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Header, Query, Request
+from fastapi.responses import StreamingResponse
+
+from api.deps import ActorDep, SessionDep, SettingsDep
+from api.pagination import CursorParam, LimitParam, decode_cursor, page
+from api.stream import sse
+from rpm.access import service as access
+from rpm.access.repository import visible_patient_ids
+from rpm.alerts import events, service
+from rpm.alerts.schemas import AlertDetail, AlertItem, ResolveIn
+from rpm.audit.service import record
+from rpm.errors import InvalidInput
+
+router = APIRouter(prefix="/api/v1/alerts", tags=["alerts"])
+STATUSES = {"open", "acknowledged", "resolved"}
+VISIBILITY_TTL = 60.0  # seconds a stream trusts its answer to "may this caller see that patient?"
+
+
+def _statuses(status: str | None) -> list[str]:
+    if status is None:
+        return ["open", "acknowledged"]
+    wanted = [s.strip() for s in status.split(",") if s.strip()]
+    unknown = sorted(set(wanted) - STATUSES)
+    if unknown or not wanted:
+        raise InvalidInput("invalid_filter", f"status: one or more of {sorted(STATUSES)}, comma-separated")
+    return wanted
+
+
+@router.get("")
+async def queue(
+    session: SessionDep,
+    actor: ActorDep,
+    status: str | None = None,
+    level: Literal["red", "yellow"] | None = None,
+    patient: uuid.UUID | None = None,
+    organisation: Annotated[str | None, Query(pattern=r"^[0-9]{9}$")] = None,
+    escalated: bool | None = None,
+    cursor: CursorParam = None,
+    limit: LimitParam = 50,
+) -> dict[str, Any]:
+    position = decode_cursor(cursor)
+    try:
+        after = (
+            (int(position[0]), int(position[1]), datetime.fromisoformat(position[2]), uuid.UUID(position[3]))
+            if position
+            else None
+        )
+    except (ValueError, TypeError, IndexError):
+        raise InvalidInput("invalid_cursor", "cursor: not a cursor this API gave out") from None
+    found = await service.queue(
+        session,
+        actor,
+        statuses=_statuses(status),
+        level=level,
+        patient_id=patient,
+        organisation=organisation,
+        escalated=escalated,
+        after=after,
+        limit=limit + 1,
+    )
+    return page(found, limit, service.queue_position)
+
+
+@router.get("/stream")
+async def stream(
+    request: Request,
+    actor: ActorDep,
+    settings: SettingsDep,
+    last_event_id: Annotated[str | None, Header()] = None,
+    after: Annotated[int | None, Query(ge=0, description="the same as the Last-Event-ID header")] = None,
+) -> StreamingResponse:
+    """Alert events (opened, changed, escalated, resolved) for the caller's patients."""
+    start: int | None = after
+    if last_event_id is not None:
+        try:
+            start = int(last_event_id)
+        except ValueError:
+            raise InvalidInput("invalid_last_event_id", "Last-Event-ID: an event id this stream sent") from None
+    hub = request.app.state.hub
+    subscriber = hub.subscribe()
+    sessions = request.app.state.sessions
+    last = hub.last_id if start is None else start
+
+    async def audited(found: list[Any]) -> None:
+        async with sessions() as session, session.begin():
+            await record(session, actor, "stream", "Alert", None, sorted({e.patient_id for e in found}))
+
+    async def generate() -> AsyncIterator[bytes]:
+        nonlocal last
+        try:
+            yield b"retry: 3000\n: connected\n\n"
+            while True:  # what the client missed, from the database
+                async with sessions() as session:
+                    backlog = await events.since(
+                        session, last, visible_patient_ids(actor.staff.orgnr, access.today()), limit=500
+                    )
+                if backlog:
+                    await audited(backlog)
+                for event in backlog:
+                    last = event.id
+                    yield sse(event)
+                if len(backlog) < 500:
+                    break
+            visible: dict[uuid.UUID, tuple[bool, float]] = {}
+            while not subscriber.overflowed:
+                try:
+                    event = await asyncio.wait_for(subscriber.queue.get(), settings.sse_heartbeat_seconds)
+                except TimeoutError:
+                    yield b": keep-alive\n\n"
+                    continue
+                if event.id <= last:
+                    continue
+                allowed, checked = visible.get(event.patient_id, (False, 0.0))
+                if time.monotonic() - checked > VISIBILITY_TTL:
+                    async with sessions() as session:
+                        allowed = await access.may_see_patient(session, actor.staff, event.patient_id)
+                    visible[event.patient_id] = (allowed, time.monotonic())
+                if not allowed:
+                    continue
+                await audited([event])
+                last = event.id
+                yield sse(event)
+        finally:
+            hub.unsubscribe(subscriber)
+
+    return StreamingResponse(
+        generate(), media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    )
+
+
+@router.get("/{alert_id}", response_model=AlertDetail)
+async def detail(alert_id: uuid.UUID, session: SessionDep, actor: ActorDep) -> AlertDetail:
+    return await service.detail(session, actor, alert_id)
+
+
+@router.post("/{alert_id}/acknowledge", response_model=AlertItem)
+async def acknowledge(alert_id: uuid.UUID, session: SessionDep, actor: ActorDep) -> AlertItem:
+    return await service.acknowledge(session, actor, alert_id, datetime.now(UTC))
+
+
+@router.post("/{alert_id}/resolve", response_model=AlertItem)
+async def resolve(alert_id: uuid.UUID, payload: ResolveIn, session: SessionDep, actor: ActorDep) -> AlertItem:
+    return await service.resolve(session, actor, alert_id, payload.note, datetime.now(UTC))

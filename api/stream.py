@@ -1,0 +1,124 @@
+"""The live alert stream's fan-out: one LISTEN connection per API process.
+
+PostgreSQL notifies on every commit that stored alert events (`rpm.alerts.events`). The
+hub then reads the new events once, by id, and hands each to the streams whose caller
+may see that patient. A lost connection is re-opened; reading by id catches up whatever
+was committed meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from dataclasses import dataclass, field
+
+import asyncpg
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from rpm.alerts import events
+from rpm.alerts.models import AlertEvent
+from rpm.db import async_url
+
+log = logging.getLogger("rpm.api.stream")
+
+
+@dataclass(eq=False)
+class Subscriber:
+    """One open stream: the events for it to filter (by the caller's access) and send."""
+
+    queue: asyncio.Queue[AlertEvent] = field(default_factory=lambda: asyncio.Queue(maxsize=10000))
+    overflowed: bool = False
+
+
+class EventHub:
+    def __init__(self, url: str, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self.url = url
+        self.sessions = sessions
+        self.subscribers: set[Subscriber] = set()
+        self.last_id = 0
+        self._wake = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        async with self.sessions() as session:
+            self.last_id = await events.last_id(session)
+        self._tasks = [asyncio.create_task(self._listen()), asyncio.create_task(self._dispatch())]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    def subscribe(self) -> Subscriber:
+        subscriber = Subscriber()
+        self.subscribers.add(subscriber)
+        return subscriber
+
+    def unsubscribe(self, subscriber: Subscriber) -> None:
+        self.subscribers.discard(subscriber)
+
+    async def _listen(self) -> None:
+        target, connect_args = async_url(self.url)
+        dsn = target.replace("postgresql+asyncpg", "postgresql")
+        delay = 0.5
+        while True:
+            try:
+                connection = await asyncpg.connect(
+                    dsn, **connect_args, server_settings={"application_name": "rpm-api-listen"}
+                )
+                try:
+                    closed = asyncio.Event()
+                    connection.add_termination_listener(lambda *_, closed=closed: closed.set())
+                    await connection.add_listener(events.CHANNEL, lambda *_: self._wake.set())
+                    delay = 0.5
+                    self._wake.set()  # catch up on anything committed while we were away
+                    while not closed.is_set():
+                        # A probe now and then notices a connection that died without closing.
+                        with contextlib.suppress(TimeoutError):
+                            await asyncio.wait_for(closed.wait(), 30)
+                        if not closed.is_set():
+                            await connection.execute("select 1")
+                finally:
+                    with contextlib.suppress(Exception):
+                        await connection.close()
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                log.warning("alert event listener lost the database (%s); retrying in %.1fs", error, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10)
+
+    async def _dispatch(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            try:
+                while True:
+                    async with self.sessions() as session:
+                        found = await events.since(session, self.last_id, None, limit=1000)
+                    for event in found:
+                        self.last_id = event.id
+                        for subscriber in list(self.subscribers):
+                            try:
+                                subscriber.queue.put_nowait(event)
+                            except asyncio.QueueFull:
+                                # A stream that cannot keep up is closed; its client resumes
+                                # from its Last-Event-ID and loses nothing.
+                                subscriber.overflowed = True
+                    if len(found) < 1000:
+                        break
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("reading alert events failed; retrying")
+                await asyncio.sleep(1)
+                self._wake.set()
+
+
+def sse(event: AlertEvent) -> bytes:
+    data = json.dumps(event.alert, separators=(",", ":"))
+    return f"id: {event.id}\nevent: {event.kind}\ndata: {data}\n\n".encode()

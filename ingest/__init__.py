@@ -1,0 +1,1 @@
+"""The MQTT ingest worker: gateway messages in, FHIR Observations and acks out."""

@@ -1,0 +1,181 @@
+"""The bridge between paho's network thread and the worker's asyncio loop.
+
+Messages cross through a bounded hand-off. paho's thread only waits when it is full, so
+the broker stops sending (its in-flight window fills) instead of anything being dropped;
+otherwise receiving goes on while the loop is busy with a batch. Messages are
+acknowledged to the broker (PUBACK) only when the worker says so, after its transaction
+has committed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from rpm.config import MqttProtocol, Settings
+from rpm.observations.service import IncomingMessage
+
+log = logging.getLogger("rpm.ingest.bridge")
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """A message as the core records it, and what the broker needs for its PUBACK."""
+
+    message: IncomingMessage
+    mid: int
+    qos: int
+
+
+class Handoff:
+    """A bounded queue from paho's thread to the asyncio loop.
+
+    The slots bound it; the asyncio queue behind them never blocks the loop. A slot is
+    freed when the loop takes the message out.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, capacity: int) -> None:
+        self._loop = loop
+        self._queue: asyncio.Queue[Delivery] = asyncio.Queue()
+        self._slots = threading.BoundedSemaphore(capacity)
+
+    def put(self, item: Delivery, keep_trying: Callable[[], bool]) -> bool:
+        """From paho's thread: wait for a slot while `keep_trying()`; False if given up."""
+        while not self._slots.acquire(timeout=0.5):
+            if not keep_trying():
+                return False
+        self._loop.call_soon_threadsafe(self._queue.put_nowait, item)
+        return True
+
+    async def get(self) -> Delivery:
+        item = await self._queue.get()
+        self._slots.release()
+        return item
+
+    def get_nowait(self) -> Delivery:
+        item = self._queue.get_nowait()
+        self._slots.release()
+        return item
+
+    def empty(self) -> bool:
+        return self._queue.empty()
+
+    def qsize(self) -> int:
+        return self._queue.qsize()
+
+
+class MqttBridge:
+    def __init__(self, settings: Settings, handoff: Handoff, loop: asyncio.AbstractEventLoop) -> None:
+        self.settings = settings
+        self.handoff = handoff
+        self.loop = loop
+        self.connected = threading.Event()
+        self._intake_open = threading.Event()
+        self._intake_open.set()
+        v5 = settings.mqtt_protocol is MqttProtocol.v5
+        self.client = mqtt.Client(
+            callback_api_version=CallbackAPIVersion.VERSION2,
+            client_id=settings.mqtt_client_id,
+            protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311,
+            clean_session=None if v5 else False,
+            manual_ack=True,
+        )
+        self.client.max_queued_messages_set(0)
+        self.client.max_inflight_messages_set(1000)
+        self.client.reconnect_delay_set(min_delay=1, max_delay=30)
+        self.client.on_connect = self._on_connect
+        self.client.on_disconnect = self._on_disconnect
+        self.client.on_message = self._on_message
+        self.client.on_subscribe = self._on_subscribe
+        root = settings.mqtt_topic_root
+        group = f"$share/{settings.mqtt_share_group}"
+        self.subscription = f"{group}/{root}/gateways/+/measurements"
+        self.status_subscription = f"{group}/{root}/gateways/+/status"
+
+    # -- lifecycle -----------------------------------------------------------------
+
+    def start(self) -> None:
+        properties = None
+        kwargs: dict[str, Any] = {}
+        if self.settings.mqtt_protocol is MqttProtocol.v5:
+            properties = Properties(PacketTypes.CONNECT)
+            properties.SessionExpiryInterval = self.settings.mqtt_session_expiry_seconds
+            properties.ReceiveMaximum = self.settings.mqtt_receive_maximum
+            kwargs["clean_start"] = False
+        self.client.connect_async(
+            self.settings.mqtt_host, self.settings.mqtt_port, keepalive=30, properties=properties, **kwargs
+        )
+        self.client.loop_start()
+
+    def close_intake(self) -> None:
+        """Stop handing new messages to the loop; unacknowledged ones are redelivered later."""
+        self._intake_open.clear()
+
+    def stop(self, flush_timeout: float = 5.0) -> None:
+        """Wait for queued acks and PUBACKs to leave, then disconnect (the session stays)."""
+        deadline = threading.Event()
+        waited = 0.0
+        while self._has_outgoing() and waited < flush_timeout and self.connected.is_set():
+            deadline.wait(0.05)
+            waited += 0.05
+        self.client.disconnect()
+        self.client.loop_stop()
+
+    def _has_outgoing(self) -> bool:
+        client = self.client
+        return bool(client._out_packet) or bool(client._out_messages)
+
+    # -- paho callbacks (paho's thread) ----------------------------------------------
+
+    def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
+        if reason.is_failure:
+            log.error("broker refused the connection: %s", reason)
+            return
+        log.info(
+            "connected to %s:%s (session present: %s)",
+            self.settings.mqtt_host,
+            self.settings.mqtt_port,
+            flags.session_present,
+        )
+        client.subscribe([(self.subscription, 1), (self.status_subscription, 1)])
+
+    def _on_subscribe(self, client: mqtt.Client, userdata: Any, mid: int, reasons: Any, properties: Any) -> None:
+        if any(r.is_failure for r in reasons):
+            log.error("the broker refused the subscription %s: %s", self.subscription, reasons)
+            return
+        self.connected.set()  # ready only once readings can actually arrive
+
+    def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
+        self.connected.clear()
+        if reason.is_failure:
+            log.warning("lost the broker (%s); reconnecting with backoff", reason)
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
+        if not self._intake_open.is_set():
+            return  # not acknowledged: the broker delivers it again to this session or another worker
+        delivery = Delivery(
+            IncomingMessage(message.topic, bytes(message.payload), datetime.now(UTC)), message.mid, message.qos
+        )
+        # Back-pressure: when the hand-off is full, paho's thread waits here.
+        self.handoff.put(delivery, keep_trying=lambda: self._intake_open.is_set() and not self.loop.is_closed())
+
+    # -- called from the loop after commit ---------------------------------------------
+
+    def publish_ack(self, gateway_id: str, results: list[dict[str, Any]]) -> None:
+        topic = f"{self.settings.mqtt_topic_root}/gateways/{gateway_id}/acks"
+        self.client.publish(topic, json.dumps({"results": results}, separators=(",", ":")), qos=1)
+
+    def acknowledge(self, delivery: Delivery) -> None:
+        if delivery.qos > 0:
+            self.client.ack(delivery.mid, delivery.qos)

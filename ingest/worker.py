@@ -1,0 +1,241 @@
+"""The ingest worker process: `rpm ingest`.
+
+Start: engine (tagged `rpm-ingest`), schema check, metrics server, MQTT bridge.
+Run: take messages from the bridge's queue, flush a batch when it holds enough readings
+or when the flush timer fires, record it in one transaction, then publish the acks and
+PUBACK each message. Stop (SIGTERM/SIGINT): close intake, drain what is queued within
+`ingest_drain_seconds`, commit and acknowledge it, disconnect, dispose the engine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from ingest.bridge import Delivery, Handoff, MqttBridge
+from ingest.metrics import IngestMetrics, serve
+from rpm.alerts import service as alerts
+from rpm.config import Settings
+from rpm.db import create_engine, require_migrated, session_factory
+from rpm.observations.service import MessageOutcome, RulesReport, record_messages
+
+log = logging.getLogger("rpm.ingest")
+
+
+def estimated_readings(payload: bytes) -> int:
+    """A cheap upper-bound guess of readings in a message, to size batches before parsing."""
+    return max(1, payload.count(b'"id"'))
+
+
+class IngestWorker:
+    queue: Handoff  # made in start(), on the running loop
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.metrics = IngestMetrics()
+        self.engine: AsyncEngine | None = None
+        self.sessions: async_sessionmaker[AsyncSession] | None = None
+        self.bridge: MqttBridge | None = None
+        self._stopping = asyncio.Event()
+
+    async def start(self) -> None:
+        self.engine = create_engine(self.settings, "rpm-ingest")
+        await require_migrated(self.engine)
+        self.sessions = session_factory(self.engine)
+        if self.settings.metrics_port:
+            serve(self.metrics, self.settings.metrics_port, self.ready)
+        loop = asyncio.get_running_loop()
+        self.queue = Handoff(loop, self.settings.ingest_queue_messages)
+        self.bridge = MqttBridge(self.settings, self.queue, loop)
+        self.bridge.start()
+
+    def ready(self) -> bool:
+        return self.bridge is not None and self.bridge.connected.is_set()
+
+    def request_stop(self) -> None:
+        log.info("stopping: intake closed, draining")
+        if self.bridge is not None:
+            self.bridge.close_intake()
+        self._stopping.set()
+
+    async def run(self) -> None:
+        """Process batches until asked to stop, then drain and close."""
+        checks = asyncio.create_task(self._periodic_checks()) if self.settings.rules_enabled else None
+        try:
+            pending: asyncio.Task[None] | None = None
+            while not self._stopping.is_set():
+                batch = await self._next_batch()
+                if batch:
+                    # Two batches overlap: this one is checked and sent to PostgreSQL while the
+                    # previous one commits. Acks still leave in the order messages arrived.
+                    task = asyncio.create_task(self._process(batch, after=pending))
+                    if pending is not None:
+                        await pending
+                    pending = task
+            if pending is not None:
+                await pending
+            await self._drain()
+        finally:
+            if checks is not None:
+                checks.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await checks
+            await self._close()
+
+    async def run_checks(self, now: datetime) -> tuple[int, int]:
+        """Missing measurements and escalation, once; safe while other workers do the same."""
+        assert self.sessions is not None
+        settings = self.settings
+        async with self.sessions() as session, session.begin():
+            missing = await alerts.check_missing(session, now, timedelta(hours=settings.missing_grace_hours))
+        async with self.sessions() as session, session.begin():
+            escalated = await alerts.escalate(
+                session,
+                now,
+                timedelta(minutes=settings.escalate_red_minutes),
+                timedelta(hours=settings.escalate_yellow_hours),
+            )
+        self.metrics.alerts_escalated.inc(escalated)
+        if missing:
+            self.metrics.alerts_opened.labels("missing").inc(missing)
+        return missing, escalated
+
+    async def _periodic_checks(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                await self.run_checks(datetime.now(UTC))
+            except Exception:  # the next round tries again; a reading is never at stake here
+                log.exception("periodic rule checks failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), self.settings.rules_check_seconds)
+
+    async def _next_batch(self) -> list[Delivery]:
+        stop = asyncio.ensure_future(self._stopping.wait())
+        get = asyncio.ensure_future(self.queue.get())
+        done, _ = await asyncio.wait({stop, get}, return_when=asyncio.FIRST_COMPLETED)
+        stop.cancel()
+        if get not in done:
+            get.cancel()
+            return []
+        batch = [get.result()]
+        readings = estimated_readings(batch[0].message.payload)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.settings.ingest_flush_ms / 1000
+        while readings < self.settings.ingest_batch_readings:
+            try:
+                item = self.queue.get_nowait()
+            except asyncio.QueueEmpty:
+                remaining = deadline - loop.time()
+                if remaining <= 0 or self._stopping.is_set():
+                    break
+                try:
+                    item = await asyncio.wait_for(self.queue.get(), remaining)
+                except TimeoutError:
+                    break
+            batch.append(item)
+            readings += estimated_readings(item.message.payload)
+        return batch
+
+    async def _drain(self) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.settings.ingest_drain_seconds
+        while not self.queue.empty() and loop.time() < deadline:
+            batch: list[Delivery] = []
+            while not self.queue.empty() and len(batch) < 1000:
+                batch.append(self.queue.get_nowait())
+            await self._process(batch)
+        if not self.queue.empty():
+            log.warning("drain timed out with %d messages unacknowledged; the broker keeps them", self.queue.qsize())
+
+    async def _close(self) -> None:
+        if self.bridge is not None:
+            await asyncio.to_thread(self.bridge.stop)
+        if self.engine is not None:
+            await self.engine.dispose()
+
+    async def _record(self, deliveries: list[Delivery]) -> tuple[list[MessageOutcome], RulesReport]:
+        assert self.sessions is not None
+        messages = [d.message for d in deliveries]
+        report = RulesReport()
+        async with self.sessions() as session, session.begin():
+            outcomes = await record_messages(
+                session,
+                messages,
+                now=datetime.now(UTC),
+                topic_root=self.settings.mqtt_topic_root,
+                rules=self.settings.rules_enabled,
+                report=report,
+            )
+        return outcomes, report
+
+    async def _process(self, batch: list[Delivery], after: asyncio.Task[None] | None = None) -> None:
+        """Record the batch in one transaction; on failure retry, then message by message.
+        Acknowledge only once the batch `after` (the one before it) has acknowledged its own."""
+        delay = 0.5
+        while True:
+            try:
+                outcomes, report = await self._record(batch)
+                break
+            except (OperationalError, InterfaceError, OSError) as error:
+                # The database is away: keep the batch (nothing acknowledged) and retry.
+                self.metrics.batch_failures.inc()
+                log.warning("database unavailable (%s); retrying batch of %d in %.1fs", error, len(batch), delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+                if self._stopping.is_set() and delay >= 10.0:
+                    log.error("giving up on a batch of %d while stopping; the broker redelivers it", len(batch))
+                    return
+            except DBAPIError:
+                self.metrics.batch_failures.inc()
+                log.exception("batch of %d failed; recording its messages one by one", len(batch))
+                if after is not None:
+                    await after
+                if len(batch) == 1:
+                    self.metrics.message_failures.inc()
+                    log.error("message on %s left unacknowledged after an error", batch[0].message.topic)
+                    return
+                for delivery in batch:
+                    await self._process([delivery])
+                return
+        if after is not None:
+            await after
+        self._after_commit(batch, outcomes)
+        self.metrics.rule_errors.inc(report.errors)
+        for rule in report.opened:
+            self.metrics.alerts_opened.labels(rule.split(":")[0]).inc()
+
+    def _after_commit(self, batch: list[Delivery], outcomes: list[MessageOutcome]) -> None:
+        assert self.bridge is not None
+        committed = datetime.now(UTC)
+        readings = 0
+        for delivery, outcome in zip(batch, outcomes, strict=True):
+            if outcome.answered and outcome.gateway_id is not None:
+                self.bridge.publish_ack(outcome.gateway_id, outcome.results)
+            self.bridge.acknowledge(delivery)
+            readings += len(outcome.results)
+            self.metrics.accepted.inc(len(outcome.accepted))
+            self.metrics.duplicates.inc(outcome.duplicates)
+            for rejection in outcome.rejected:
+                self.metrics.rejected.labels(str(rejection.reason)).inc()
+            for reading in outcome.accepted:
+                self.metrics.lag.observe(max(0.0, (committed - reading.time).total_seconds()))
+        self.metrics.batch_readings.observe(readings)
+
+
+async def run_worker(settings: Settings) -> None:
+    worker = IngestWorker(settings)
+    await worker.start()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, worker.request_stop)
+    log.info(
+        "ingest worker %s listening on %s", settings.mqtt_client_id, worker.bridge.subscription if worker.bridge else ""
+    )
+    await worker.run()
+    log.info("ingest worker stopped cleanly")

@@ -1,0 +1,1 @@
+"""The alert queue: lifecycle, evidence, escalation and the event stream."""

@@ -1,0 +1,96 @@
+"""Alerts, the Observations that triggered them, and the events of the live stream."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Double,
+    ForeignKey,
+    Identity,
+    Index,
+    Integer,
+    String,
+    Text,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, mapped_column
+
+from rpm.db import Base, uuid_pk
+
+ACTIVE = ("open", "acknowledged")
+
+
+class Alert(Base):
+    __tablename__ = "alerts"
+    __table_args__ = (
+        CheckConstraint("level in ('yellow', 'red')", name="level_known"),
+        CheckConstraint("status in ('open', 'acknowledged', 'resolved')", name="status_known"),
+        CheckConstraint("status <> 'resolved' or note is not null", name="resolved_with_note"),
+        # At most one active alert per patient and rule, whichever worker evaluates.
+        Index(
+            "uq_alerts_active_rule",
+            "patient_id",
+            "rule",
+            unique=True,
+            postgresql_where=text("status in ('open', 'acknowledged')"),
+        ),
+        Index("ix_alerts_queue", "status", "level", "escalated", "opened_at"),
+        Index("ix_alerts_patient", "patient_id", "status"),
+    )
+
+    id: Mapped[uuid.UUID] = uuid_pk()
+    patient_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("patients.id"))
+    rule: Mapped[str] = mapped_column(String(64))
+    level: Mapped[str] = mapped_column(String(8))
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    escalated: Mapped[bool] = mapped_column(Boolean, default=False)
+    escalated_at: Mapped[datetime | None]
+    late: Mapped[bool] = mapped_column(Boolean, default=False)
+    opened_at: Mapped[datetime]
+    raised_at: Mapped[datetime]  # when the alert reached its current level (escalation clock)
+    last_reading_at: Mapped[datetime | None]
+    occurrences: Mapped[int] = mapped_column(Integer, default=1)
+    value: Mapped[float | None] = mapped_column(Double)
+    unit: Mapped[str | None] = mapped_column(String(16))
+    threshold: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    thresholds_version: Mapped[int] = mapped_column(Integer, default=0)
+    acknowledged_by: Mapped[str | None] = mapped_column(Text)
+    acknowledged_by_name: Mapped[str | None] = mapped_column(Text)
+    acknowledged_at: Mapped[datetime | None]
+    resolved_by: Mapped[str | None] = mapped_column(Text)
+    resolved_by_name: Mapped[str | None] = mapped_column(Text)
+    resolved_at: Mapped[datetime | None]
+    note: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[datetime]
+
+
+class AlertObservation(Base):
+    """Evidence: an Observation that triggered (or re-triggered) the alert, with its value."""
+
+    __tablename__ = "alert_observations"
+
+    alert_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("alerts.id"), primary_key=True)
+    observation_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("observations.id"), primary_key=True)
+    value: Mapped[float | None] = mapped_column(Double)
+    effective_at: Mapped[datetime]
+
+
+class AlertEvent(Base):
+    """What the live stream sends. Ids follow commit order (see alerts.events)."""
+
+    __tablename__ = "alert_events"
+    __table_args__ = (Index("ix_alert_events_patient", "patient_id", "id"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    alert_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("alerts.id"))
+    patient_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("patients.id"))
+    kind: Mapped[str] = mapped_column(String(16))  # opened, changed, escalated, resolved
+    at: Mapped[datetime]
+    alert: Mapped[dict[str, Any]] = mapped_column(JSONB)  # the queue item as it was

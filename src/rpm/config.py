@@ -1,0 +1,115 @@
+"""One Settings class for every process, read from `RPM_` environment variables."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated
+from urllib.parse import urlsplit
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Environment(StrEnum):
+    development = "development"
+    production = "production"
+
+
+class MqttProtocol(StrEnum):
+    v5 = "5"
+    v311 = "3.1.1"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="RPM_", extra="ignore")
+
+    environment: Environment = Environment.development
+
+    # Database: a postgresql:// URL, or unset for the embedded server under data_dir.
+    database_url: str | None = None
+    data_dir: Path = Path(".rpm-data")
+    db_pool_size: Annotated[int, Field(ge=1, le=100)] = 10
+
+    # MQTT
+    mqtt_url: str = "mqtt://127.0.0.1:1883"
+    mqtt_protocol: MqttProtocol = MqttProtocol.v5
+    mqtt_client_id: Annotated[str, Field(min_length=1, max_length=64)] = "rpm-ingest-1"
+    mqtt_share_group: Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,64}$")] = "rpm-ingest"
+    # The contract's topics start with rpm/v1; a prefix lets several test or staging
+    # deployments share one broker without seeing each other's gateways.
+    mqtt_topic_root: str = "rpm/v1"
+    mqtt_session_expiry_seconds: Annotated[int, Field(ge=0)] = 7 * 24 * 3600
+    mqtt_receive_maximum: Annotated[int, Field(ge=1, le=65535)] = 1000
+
+    # Ingest batching: flush when this many readings are waiting, or after flush_ms.
+    ingest_batch_readings: Annotated[int, Field(ge=1, le=20000)] = 2000
+    ingest_flush_ms: Annotated[int, Field(ge=1, le=10000)] = 50
+    ingest_queue_messages: Annotated[int, Field(ge=1)] = 5000
+    ingest_drain_seconds: Annotated[float, Field(ge=0)] = 10.0
+    metrics_port: Annotated[int, Field(ge=0, le=65535)] = 9464
+
+    # Rules (rules.md). The periodic checks run at least once a minute.
+    rules_enabled: bool = True
+    rules_check_seconds: Annotated[float, Field(gt=0, le=60)] = 60.0
+    missing_grace_hours: Annotated[float, Field(ge=0)] = 2.0
+    escalate_red_minutes: Annotated[float, Field(gt=0)] = 15.0
+    escalate_yellow_hours: Annotated[float, Field(gt=0)] = 8.0
+    # The alert stream sends a comment this often so proxies keep it open.
+    sse_heartbeat_seconds: Annotated[float, Field(gt=0, le=300)] = 15.0
+
+    # Authentication
+    dev_auth: bool = False
+    dev_key_path: Path | None = None
+    dev_issuer: str = "rpm-dev"
+    oidc_issuer: str | None = None
+    oidc_audience: str = "rpm-api"
+    oidc_jwks_url: str | None = None
+    claim_hpr: str = "helseid://claims/hpr/hpr_number"
+    claim_orgnr_parent: str = "helseid://claims/client/claims/orgnr_parent"
+    claim_orgnr_child: str = "helseid://claims/client/claims/orgnr_child"
+    claim_roles: str = "rpm_roles"
+
+    @field_validator("database_url")
+    @classmethod
+    def _postgres_only(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        scheme = urlsplit(value).scheme
+        if scheme not in {"postgresql", "postgres", "postgresql+asyncpg"}:
+            raise ValueError("RPM_DATABASE_URL must be a postgresql:// URL; PostgreSQL is the only database")
+        return value
+
+    @field_validator("mqtt_url")
+    @classmethod
+    def _mqtt_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme != "mqtt" or not parts.hostname:
+            raise ValueError("RPM_MQTT_URL must look like mqtt://host:port")
+        return value
+
+    @model_validator(mode="after")
+    def _no_dev_key_in_production(self) -> Settings:
+        if self.environment is Environment.production and self.dev_auth:
+            raise ValueError("RPM_DEV_AUTH=true is refused outside development: configure the OIDC issuer")
+        if self.environment is Environment.production and not self.oidc_jwks_url:
+            raise ValueError("production needs RPM_OIDC_ISSUER and RPM_OIDC_JWKS_URL")
+        return self
+
+    @property
+    def mqtt_host(self) -> str:
+        return urlsplit(self.mqtt_url).hostname or "127.0.0.1"
+
+    @property
+    def mqtt_port(self) -> int:
+        return urlsplit(self.mqtt_url).port or 1883
+
+    @property
+    def dev_key_file(self) -> Path:
+        return self.dev_key_path or self.data_dir / "dev-issuer-key.pem"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,83 @@
+"""Queries on devices and their assignments."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from datetime import datetime
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from rpm.devices.models import Device, DeviceAssignment
+
+
+async def by_serial(session: AsyncSession, serial: str) -> Device | None:
+    return await session.scalar(select(Device).where(Device.serial == serial))
+
+
+async def by_id(session: AsyncSession, device_id: uuid.UUID) -> Device | None:
+    return await session.get(Device, device_id)
+
+
+async def with_assignments(
+    session: AsyncSession, serials: Iterable[str]
+) -> dict[str, tuple[Device, list[DeviceAssignment]]]:
+    """Devices by serial, each with every assignment it ever had (one round trip each)."""
+    devices = (await session.scalars(select(Device).where(Device.serial.in_(set(serials))))).all()
+    found: dict[str, tuple[Device, list[DeviceAssignment]]] = {d.serial: (d, []) for d in devices}
+    if devices:
+        by_device = {d.id: d.serial for d in devices}
+        rows = await session.scalars(select(DeviceAssignment).where(DeviceAssignment.device_id.in_(by_device)))
+        for assignment in rows:
+            found[by_device[assignment.device_id]][1].append(assignment)
+    return found
+
+
+async def assignments_of(session: AsyncSession, device_id: uuid.UUID) -> list[DeviceAssignment]:
+    rows = await session.scalars(
+        select(DeviceAssignment).where(DeviceAssignment.device_id == device_id).order_by(DeviceAssignment.valid_from)
+    )
+    return list(rows)
+
+
+async def end_assignments_from(
+    session: AsyncSession,
+    device_id: uuid.UUID,
+    at: datetime,
+    *,
+    patient_id: uuid.UUID | None = None,
+) -> None:
+    """Close the assignment open at `at` and drop any that would start after it.
+
+    With `patient_id`, only that patient's assignments are touched (ending a follow-up
+    must not take the device away from the patient it has since moved on to).
+    """
+    mine = [DeviceAssignment.device_id == device_id]
+    if patient_id is not None:
+        mine.append(DeviceAssignment.patient_id == patient_id)
+    await session.execute(
+        update(DeviceAssignment)
+        .where(
+            *mine,
+            DeviceAssignment.valid_from < at,
+            (DeviceAssignment.valid_to.is_(None)) | (DeviceAssignment.valid_to > at),
+        )
+        .values(valid_to=at)
+    )
+    await session.execute(delete(DeviceAssignment).where(*mine, DeviceAssignment.valid_from >= at))
+
+
+def patient_at(assignments: Iterable[DeviceAssignment], time: datetime) -> uuid.UUID | None:
+    """The patient the device belonged to at `time`: assignments are [from, to)."""
+    for a in assignments:
+        if a.valid_from <= time and (a.valid_to is None or time < a.valid_to):
+            return a.patient_id
+    return None
+
+
+async def device_ids_of_patient(session: AsyncSession, patient_id: uuid.UUID) -> list[uuid.UUID]:
+    rows = await session.scalars(
+        select(DeviceAssignment.device_id).where(DeviceAssignment.patient_id == patient_id).distinct()
+    )
+    return list(rows)

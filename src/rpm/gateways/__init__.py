@@ -1,0 +1,1 @@
+"""Gateways: the last status (online/offline) each one announced."""

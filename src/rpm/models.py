@@ -1,0 +1,30 @@
+"""Every mapped table, imported in one place so the metadata is complete (Alembic, tests)."""
+
+from rpm.alerts.models import Alert, AlertEvent, AlertObservation
+from rpm.audit.models import AuditRecord
+from rpm.db import Base
+from rpm.devices.models import Device, DeviceAssignment
+from rpm.gateways.models import GatewayStatus
+from rpm.observations.models import Observation
+from rpm.organisations.models import Organisation
+from rpm.patients.models import CareTeamMember, MeasurementPlanItem, Patient
+from rpm.rejections.models import RejectedReading
+from rpm.rules.models import ThresholdOverride
+
+__all__ = [
+    "Alert",
+    "AlertEvent",
+    "AlertObservation",
+    "AuditRecord",
+    "Base",
+    "CareTeamMember",
+    "Device",
+    "DeviceAssignment",
+    "GatewayStatus",
+    "MeasurementPlanItem",
+    "Observation",
+    "Organisation",
+    "Patient",
+    "RejectedReading",
+    "ThresholdOverride",
+]

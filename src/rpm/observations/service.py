@@ -1,0 +1,397 @@
+"""Recording gateway messages: readings become Observations, or kept rejections.
+
+Takes a session and never commits: the ingest worker commits a whole batch, then
+acknowledges. Everything a message produces (stored Observations, rejection rows)
+is in that one transaction, so an acknowledgement always means "durably recorded".
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from rpm.access import service as access
+from rpm.access.repository import visible_patient_ids
+from rpm.audit.service import Actor, record
+from rpm.db import new_id
+from rpm.devices import repository as devices
+from rpm.errors import NotFound
+from rpm.fhir.observation import observation_resource
+from rpm.gateways import repository as gateways
+from rpm.observations import repository
+from rpm.observations.models import Observation
+from rpm.observations.readings import (
+    Reason,
+    Rejection,
+    ValidReading,
+    parse_status,
+    parse_topic,
+    split_message,
+    validate_reading,
+)
+from rpm.rejections import repository as rejections
+from rpm.rules.bands import Level
+from rpm.rules.evaluation import Breach, judgements_for, threshold_breaches
+from rpm.rules.service import StoredReading, raise_alerts, thresholds_for
+from rpm.rules.thresholds import EffectiveThresholds
+
+log = logging.getLogger("rpm.ingest")
+
+
+@dataclass(frozen=True)
+class IncomingMessage:
+    topic: str
+    payload: bytes
+    received_at: datetime
+    # Known already when a kept rejection is processed again; otherwise read from the topic.
+    gateway_id: str | None = None
+
+
+@dataclass
+class MessageOutcome:
+    """What became of one message: the ack results, in the order the readings came."""
+
+    gateway_id: str | None  # None when the topic named no valid gateway
+    answered: bool = True  # whether the gateway gets acks: measurements do, status messages don't
+    results: list[dict[str, Any]] = field(default_factory=list)
+    accepted: list[ValidReading] = field(default_factory=list)
+    rejected: list[Rejection] = field(default_factory=list)
+    duplicates: int = 0
+
+
+@dataclass
+class RulesReport:
+    """What the rules did with a batch, for the worker's metrics."""
+
+    errors: int = 0
+    opened: list[str] = field(default_factory=list)  # rule keys of alerts opened
+
+
+@dataclass
+class _Pending:
+    outcome: MessageOutcome
+    message: IncomingMessage
+    index: int  # position in outcome.results
+    reading: ValidReading
+    patient_id: uuid.UUID | None = None
+    device_id: uuid.UUID | None = None
+
+
+@dataclass
+class _Draft:
+    """One Observation row to insert, with what the rules need if it turns out new."""
+
+    row: repository.ObservationRow
+    breaches: list[Breach]
+
+
+def _result(reading_id: str | None, rejection: Rejection | None = None, status: str = "accepted") -> dict[str, Any]:
+    if rejection is None:
+        return {"id": reading_id, "status": status}
+    result: dict[str, Any] = {"id": reading_id, "status": "rejected", "reason": str(rejection.reason)}
+    if rejection.detail:
+        result["detail"] = rejection.detail
+    return result
+
+
+def _rejection_row(message: IncomingMessage, gateway: str | None, rejection: Rejection) -> dict[str, Any]:
+    return {
+        "id": new_id(),
+        "received_at": message.received_at,
+        "topic": message.topic,
+        "gateway_id": gateway,
+        "reading_id": rejection.reading_id,
+        "device_serial": rejection.device_serial,
+        "reason": str(rejection.reason),
+        "detail": rejection.detail,
+        "payload": rejection.payload,
+    }
+
+
+class _Recorder:
+    """The steps of recording one batch; `record_messages` below runs them in order."""
+
+    def __init__(self, session: AsyncSession, now: datetime, topic_root: str) -> None:
+        self.session, self.now, self.topic_root = session, now, topic_root
+        self.outcomes: list[MessageOutcome] = []
+        self.pending: list[_Pending] = []
+        self.rejection_rows: list[dict[str, Any]] = []
+        self.statuses: list[tuple[str, str, datetime]] = []
+
+    def reject(self, item: _Pending | tuple[MessageOutcome, IncomingMessage], rejection: Rejection) -> None:
+        outcome, message = (item.outcome, item.message) if isinstance(item, _Pending) else item
+        outcome.rejected.append(rejection)
+        self.rejection_rows.append(_rejection_row(message, outcome.gateway_id, rejection))
+        if isinstance(item, _Pending):
+            outcome.results[item.index] = _result(rejection.reading_id, rejection)
+        else:
+            outcome.results.append(_result(rejection.reading_id, rejection))
+
+    def check(self, messages: Sequence[IncomingMessage]) -> None:
+        """The contract's checks that need no database."""
+        for message in messages:
+            parsed = (
+                (message.gateway_id, "measurements")
+                if message.gateway_id
+                else parse_topic(message.topic, self.topic_root)
+            )
+            outcome = MessageOutcome(
+                gateway_id=parsed[0] if parsed else None, answered=parsed is not None and parsed[1] == "measurements"
+            )
+            self.outcomes.append(outcome)
+            if parsed is None:
+                self.reject(
+                    (outcome, message),
+                    Rejection(Reason.bad_topic, f"topic {message.topic[:200]!r} breaks the contract", message.payload),
+                )
+                continue
+            gateway, kind = parsed
+            if kind == "status":  # no acks on status; a bad one is kept like any message
+                status = parse_status(message.payload)
+                if isinstance(status, Rejection):
+                    self.reject((outcome, message), status)
+                else:
+                    self.statuses.append((gateway, status, message.received_at))
+                continue
+            readings = split_message(message.payload)
+            if isinstance(readings, Rejection):
+                self.reject((outcome, message), readings)
+                continue
+            for reading in readings:
+                checked = validate_reading(reading, gateway, self.now)
+                if isinstance(checked, Rejection):
+                    self.reject((outcome, message), checked)
+                else:
+                    outcome.results.append({})  # filled in once the device is known
+                    self.pending.append(_Pending(outcome, message, len(outcome.results) - 1, checked))
+
+    async def link(self) -> list[_Pending]:
+        """Each reading to the patient its device was assigned to at the reading's time."""
+        known = await devices.with_assignments(self.session, {p.reading.device_serial for p in self.pending})
+        linked: list[_Pending] = []
+        seen: set[tuple[str, str]] = set()
+        for item in self.pending:
+            reading = item.reading
+            device = known.get(reading.device_serial)
+            if device is None:
+                self.reject(
+                    item,
+                    Rejection(
+                        Reason.unknown_device,
+                        f"device.serial {reading.device_serial!r} is not registered",
+                        reading.payload,
+                        reading.reading_id,
+                        reading.device_serial,
+                    ),
+                )
+                continue
+            item.device_id, item.patient_id = device[0].id, devices.patient_at(device[1], reading.time)
+            if item.patient_id is None:
+                self.reject(
+                    item,
+                    Rejection(
+                        Reason.device_not_assigned,
+                        f"device {reading.device_serial!r} was assigned to no patient at {reading.time_text}",
+                        reading.payload,
+                        reading.reading_id,
+                        reading.device_serial,
+                    ),
+                )
+                continue
+            key = (reading.gateway_id, reading.reading_id)
+            if key in seen:  # the same reading twice in one batch: the first one counts
+                item.outcome.results[item.index] = _result(reading.reading_id, status="duplicate")
+                item.outcome.duplicates += 1
+                continue
+            seen.add(key)
+            linked.append(item)
+        return linked
+
+    def drafts(self, item: _Pending, thresholds: EffectiveThresholds | None) -> list[_Draft]:
+        """The Observations of one reading, judged against the patient's thresholds."""
+        assert item.patient_id is not None and item.device_id is not None
+        reading, drafts, panel_id = item.reading, [], None
+        for draft in reading.drafts:
+            observation_id = new_id()
+            judgements = judgements_for(draft.values, thresholds) if thresholds else None
+            resource = observation_resource(
+                draft,
+                observation_id=observation_id,
+                patient_id=item.patient_id,
+                device_id=item.device_id,
+                effective=reading.time_text,
+                issued=self.now,
+                panel_id=panel_id,
+                judgements=judgements,
+                yellow_bands=thresholds.yellow if thresholds else None,
+            )
+            breaches = (
+                threshold_breaches(
+                    patient_id=item.patient_id,
+                    observation_id=observation_id,
+                    judgements=judgements,
+                    values=draft.values,
+                    unit=draft.unit,
+                    reading_at=reading.time,
+                    received_at=item.message.received_at,
+                    thresholds=thresholds,
+                )
+                if thresholds and judgements and any(j.level is not Level.green for j in judgements.values())
+                else []
+            )
+            drafts.append(
+                _Draft(
+                    repository.ObservationRow(
+                        id=observation_id,
+                        patient_id=item.patient_id,
+                        device_id=item.device_id,
+                        reading_type=draft.reading_type.name,
+                        code=draft.code,
+                        effective_at=reading.time,
+                        value=draft.value,
+                        components=draft.values if draft.reading_type.is_panel else None,
+                        unit=draft.unit,
+                        original_value=reading.original_value,
+                        original_unit=reading.original_unit,
+                        gateway_id=reading.gateway_id,
+                        reading_id=reading.reading_id,
+                        received_at=item.message.received_at,
+                        resource=resource,
+                    ),
+                    breaches,
+                )
+            )
+            panel_id = panel_id or observation_id
+        return drafts
+
+
+async def record_messages(
+    session: AsyncSession,
+    messages: Sequence[IncomingMessage],
+    *,
+    now: datetime,
+    topic_root: str = "rpm/v1",
+    keep_rejections: bool = True,
+    rules: bool = True,
+    report: RulesReport | None = None,
+) -> list[MessageOutcome]:
+    """Check, link and store every reading of `messages`; keep every rejection; run the rules.
+
+    `keep_rejections=False` is for reprocessing, where the rejection is already kept.
+    A failure of the rules never costs a reading: the rules run in a savepoint, and their
+    error is logged and counted in `report`.
+    """
+    report = report if report is not None else RulesReport()
+    recorder = _Recorder(session, now, topic_root)
+    recorder.check(messages)
+    linked = await recorder.link()
+
+    thresholds: dict[uuid.UUID, EffectiveThresholds] = {}
+    if rules and linked:
+        thresholds = await thresholds_for(session, {item.patient_id for item in linked if item.patient_id})
+    drafts: dict[int, list[_Draft]] = {}
+    for number, item in enumerate(linked):
+        assert item.patient_id is not None
+        try:
+            drafts[number] = recorder.drafts(item, thresholds.get(item.patient_id))
+        except Exception:
+            log.exception(
+                "judging reading %s/%s failed; it is stored without interpretation",
+                item.reading.gateway_id,
+                item.reading.reading_id,
+            )
+            report.errors += 1
+            drafts[number] = recorder.drafts(item, None)
+
+    # In key order, so two batches inserting the same redelivered readings lock them in the
+    # same order and cannot deadlock.
+    rows = sorted((d.row for ds in drafts.values() for d in ds), key=lambda r: (r.gateway_id, r.reading_id, r.code))
+    inserted = await repository.insert_new(session, rows)
+    stored: list[StoredReading] = []
+    breaches: list[Breach] = []
+    for number, item in enumerate(linked):
+        first = drafts[number][0].row
+        if first.id not in inserted:
+            item.outcome.results[item.index] = _result(item.reading.reading_id, status="duplicate")
+            item.outcome.duplicates += 1
+            continue
+        item.outcome.results[item.index] = _result(item.reading.reading_id)
+        item.outcome.accepted.append(item.reading)
+        for draft in drafts[number]:
+            breaches += draft.breaches
+            stored.append(
+                StoredReading(
+                    draft.row.patient_id,
+                    draft.row.id,
+                    draft.row.reading_type,
+                    draft.row.code,
+                    draft.row.value,
+                    draft.row.effective_at,
+                    draft.row.received_at,
+                )
+            )
+
+    for gateway, status, at in recorder.statuses:
+        await gateways.set_status(session, gateway, status, at)
+    if keep_rejections:
+        await rejections.add_all(session, recorder.rejection_rows)
+    if rules and stored:
+        try:
+            async with session.begin_nested():
+                report.opened += await raise_alerts(session, stored, breaches, thresholds, now)
+        except Exception as error:
+            if isinstance(error, DBAPIError) and error.connection_invalidated:
+                raise  # the database is gone: the worker retries the whole batch
+            log.exception("the rules failed on a batch of %d readings; the readings are stored", len(stored))
+            report.errors += 1
+    return recorder.outcomes
+
+
+async def read_observation(session: AsyncSession, actor: Actor, observation_id: uuid.UUID) -> dict[str, Any]:
+    observation = await repository.by_id(session, observation_id)
+    if observation is None:
+        raise NotFound("not_found", "no such Observation")
+    try:
+        await access.require_patient(session, actor.staff, observation.patient_id)
+    except NotFound:
+        raise NotFound("not_found", "no such Observation") from None
+    await record(session, actor, "read", "Observation", str(observation_id), [observation.patient_id])
+    return observation.resource
+
+
+async def search_observations(
+    session: AsyncSession,
+    actor: Actor,
+    *,
+    patient_id: uuid.UUID | None,
+    codes: Sequence[str],
+    dates: Sequence[repository.DateBound],
+    newest_first: bool,
+    after: repository.SearchCursor | None,
+    limit: int,
+) -> list[Observation]:
+    """Observations of one patient, or of every patient the caller may see."""
+    if patient_id is not None:
+        await access.require_patient(session, actor.staff, patient_id)
+        scope: Any = [patient_id]
+    else:
+        scope = visible_patient_ids(actor.staff.orgnr, access.today())
+    found = await repository.search(
+        session, patient_ids=scope, codes=codes, dates=dates, newest_first=newest_first, after=after, limit=limit
+    )
+    await record(
+        session,
+        actor,
+        "search",
+        "Observation",
+        None,
+        sorted({o.patient_id for o in found}) or ([patient_id] if patient_id else []),
+    )
+    return found

@@ -1,0 +1,32 @@
+"""Organisations of the health community: municipalities, GP offices, hospital departments."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import CheckConstraint, String, func
+from sqlalchemy.orm import Mapped, mapped_column
+
+from rpm.db import Base, uuid_pk
+
+
+class OrganisationKind(StrEnum):
+    municipality = "municipality"
+    gp_office = "gp-office"
+    hospital_department = "hospital-department"
+
+
+class Organisation(Base):
+    __tablename__ = "organisations"
+    __table_args__ = (
+        CheckConstraint("orgnr ~ '^[0-9]{9}$'", name="orgnr_nine_digits"),
+        CheckConstraint("kind in ('municipality', 'gp-office', 'hospital-department')", name="kind_known"),
+    )
+
+    id: Mapped[uuid.UUID] = uuid_pk()
+    orgnr: Mapped[str] = mapped_column(String(9), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())

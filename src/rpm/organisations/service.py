@@ -1,0 +1,24 @@
+"""Adding organisations of the health community (an operator's task: `rpm organisations add`)."""
+
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from rpm.errors import Conflict, InvalidInput
+from rpm.organisations import repository
+from rpm.organisations.models import Organisation, OrganisationKind
+
+
+async def add(session: AsyncSession, *, orgnr: str, name: str, kind: str) -> Organisation:
+    if len(orgnr) != 9 or not orgnr.isdigit():
+        raise InvalidInput("invalid_orgnr", "orgnr: an organisation number is 9 digits")
+    if kind not in {k.value for k in OrganisationKind}:
+        raise InvalidInput("invalid_kind", f"kind: one of {[k.value for k in OrganisationKind]}")
+    if not name.strip():
+        raise InvalidInput("invalid_name", "name: required")
+    if await repository.by_orgnr(session, orgnr) is not None:
+        raise Conflict("organisation_exists", f"organisation {orgnr} is already registered")
+    organisation = Organisation(orgnr=orgnr, name=name.strip(), kind=kind)
+    session.add(organisation)
+    await session.flush()
+    return organisation

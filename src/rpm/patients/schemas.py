@@ -1,0 +1,121 @@
+"""Payloads of enrolment (api.md): field names are part of the contract."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from rpm.fhir.codes import known_reading_type
+from rpm.patients.identity import InvalidIdentityNumber, parse_identity_number
+
+Condition = Literal["copd", "heart-failure", "diabetes", "hypertension"]
+
+
+class CareTeamEntry(BaseModel):
+    model_config = ConfigDict(populate_by_name=True, extra="forbid")
+
+    organisation: str = Field(pattern=r"^[0-9]{9}$", description="organisation number")
+    from_: date = Field(alias="from")
+    to: date | None = None
+
+    @model_validator(mode="after")
+    def _ordered(self) -> CareTeamEntry:
+        if self.to is not None and self.to < self.from_:
+            raise ValueError("to: must not be before from")
+        return self
+
+
+class PlanItem(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    type: str
+    every_hours: int = Field(ge=1, le=24 * 31)
+
+    _known_type = field_validator("type")(known_reading_type)
+
+
+def _unique_types(plan: list[PlanItem] | None) -> list[PlanItem] | None:
+    if plan is not None and len({p.type for p in plan}) != len(plan):
+        raise ValueError("each reading type at most once")
+    return plan
+
+
+class PatientCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    identifier: str
+    name: str = Field(min_length=1, max_length=200)
+    birth_date: date
+    conditions: list[Condition] = Field(default_factory=list)
+    care_team: list[CareTeamEntry] = Field(min_length=1)
+    measurement_plan: list[PlanItem] = Field(default_factory=list)
+
+    @field_validator("identifier")
+    @classmethod
+    def _identity_number(cls, value: str) -> str:
+        try:
+            parse_identity_number(value)
+        except InvalidIdentityNumber as error:
+            raise ValueError(f"not a valid national identity number or D-number: {error}") from None
+        return value
+
+    @model_validator(mode="after")
+    def _birth_date_matches(self) -> PatientCreate:
+        if parse_identity_number(self.identifier).birth_date != self.birth_date:
+            raise ValueError("birth_date: does not match the date in identifier")
+        return self
+
+    _plan = field_validator("measurement_plan")(_unique_types)
+
+
+class PatientPatch(BaseModel):
+    """Any subset of the enrolment; `status: "ended"` ends the follow-up."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    conditions: list[Condition] | None = None
+    care_team: list[CareTeamEntry] | None = Field(default=None, min_length=1)
+    measurement_plan: list[PlanItem] | None = None
+    status: Literal["active", "ended"] | None = None
+
+    _plan = field_validator("measurement_plan")(_unique_types)
+
+
+class CareTeamOut(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    organisation: str
+    from_: date = Field(serialization_alias="from")
+    to: date | None
+
+
+class PatientOut(BaseModel):
+    id: uuid.UUID
+    identifier: str
+    identifier_system: str
+    name: str
+    birth_date: date
+    conditions: list[str]
+    care_team: list[CareTeamOut]
+    measurement_plan: list[PlanItem]
+    status: str
+    follow_up_ended_at: datetime | None
+
+
+class PlanAdherence(BaseModel):
+    type: str
+    every_hours: int
+    last_reading_at: datetime | None
+    on_schedule: bool
+
+
+class PatientSummary(PatientOut):
+    """A row of the caller's patient list."""
+
+    worst_alert_level: str | None = None
+    last_reading_at: dict[str, datetime]
+    adherence: list[PlanAdherence]

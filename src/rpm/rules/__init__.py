@@ -1,0 +1,1 @@
+"""Deterioration rules: thresholds from condition templates, weight-gain trend, missing measurements."""

@@ -1,0 +1,170 @@
+"""Applying the rules: thresholds in force for patients, their changes, and judging readings."""
+
+from __future__ import annotations
+
+import bisect
+import logging
+import uuid
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from rpm.access import service as access
+from rpm.access.staff import Role
+from rpm.alerts import service as alerts
+from rpm.audit.service import Actor, record
+from rpm.errors import Conflict, NotFound
+from rpm.rules import repository
+from rpm.rules.evaluation import Breach, Evidence, weight_gain_breach
+from rpm.rules.models import ThresholdOverride
+from rpm.rules.schemas import ThresholdsChange
+from rpm.rules.templates import BODY_WEIGHT
+from rpm.rules.thresholds import EffectiveThresholds, effective_thresholds
+
+log = logging.getLogger("rpm.rules")
+
+
+async def thresholds_for(
+    session: AsyncSession, patient_ids: Collection[uuid.UUID]
+) -> dict[uuid.UUID, EffectiveThresholds]:
+    if not patient_ids:
+        return {}
+    conditions = await repository.conditions_of(session, patient_ids)
+    overrides = await repository.latest_overrides(session, patient_ids)
+    result = {}
+    for patient_id, patient_conditions in conditions.items():
+        override = overrides.get(patient_id)
+        result[patient_id] = effective_thresholds(
+            patient_conditions,
+            override.bands if override else None,
+            override.weight_gain if override else None,
+            override.version if override else 0,
+        )
+    return result
+
+
+async def read_thresholds(session: AsyncSession, actor: Actor, patient_id: uuid.UUID) -> dict[str, Any]:
+    await access.require_patient(session, actor.staff, patient_id)
+    thresholds = (await thresholds_for(session, [patient_id]))[patient_id]
+    await record(session, actor, "read", "Thresholds", str(patient_id), [patient_id])
+    return thresholds.as_dict()
+
+
+async def change_thresholds(
+    session: AsyncSession, actor: Actor, patient_id: uuid.UUID, change: ThresholdsChange
+) -> dict[str, Any]:
+    """A new version of the patient's overrides; it applies to readings that arrive afterwards."""
+    await access.require_patient(session, actor.staff, patient_id)
+    actor.staff.require(Role.physician, Role.admin)
+    current = (await repository.latest_overrides(session, [patient_id])).get(patient_id)
+    bands: dict[str, Any] = dict(current.bands) if current else {}
+    for code, proposed in change.bands.items():
+        if proposed is None:
+            bands.pop(code, None)
+        else:
+            bands[code] = proposed.model_dump(exclude_none=True)
+    weight_gain = current.weight_gain if current else None
+    if change.weight_gain is not None:
+        weight_gain = change.weight_gain.model_dump()
+    version = (current.version if current else 0) + 1
+    session.add(
+        ThresholdOverride(
+            patient_id=patient_id,
+            version=version,
+            bands=bands,
+            weight_gain=weight_gain,
+            reason=change.reason,
+            changed_by_sub=actor.staff.sub,
+            changed_by_name=actor.staff.name,
+            changed_by_hpr=actor.staff.hpr,
+            changed_by_org=actor.staff.orgnr,
+        )
+    )
+    try:
+        await session.flush()
+    except IntegrityError as error:
+        raise Conflict("thresholds_changed", "the thresholds were changed at the same moment; try again") from error
+    await record(session, actor, "update", "Thresholds", str(patient_id), [patient_id])
+    thresholds = (await thresholds_for(session, [patient_id])).get(patient_id)
+    if thresholds is None:
+        raise NotFound("not_found", "no such patient")
+    return thresholds.as_dict()
+
+
+@dataclass(slots=True)  # built for every reading: no frozen-init cost
+class StoredReading:
+    """An Observation just stored, with what the rules need to judge it."""
+
+    patient_id: uuid.UUID
+    observation_id: uuid.UUID
+    reading_type: str
+    code: str
+    value: float | None
+    effective_at: datetime
+    received_at: datetime
+
+
+async def weight_gain_breaches(
+    session: AsyncSession,
+    stored: Sequence[StoredReading],
+    thresholds: dict[uuid.UUID, EffectiveThresholds],
+) -> list[Breach]:
+    judged = [
+        (reading, rule)
+        for reading in stored
+        if reading.code == BODY_WEIGHT
+        and reading.value is not None
+        and (rule := thresholds[reading.patient_id].weight_gain if reading.patient_id in thresholds else None)
+    ]
+    if not judged:
+        return []
+    widest = timedelta(hours=max(rule.window_hours for _, rule in judged))
+    # One query for the batch; its own readings are already in the table, in this transaction.
+    weights = await repository.weights_between(
+        session,
+        {reading.patient_id for reading, _ in judged},
+        min(reading.effective_at for reading, _ in judged) - widest,
+        max(reading.effective_at for reading, _ in judged) + widest,
+    )
+    times = {patient_id: [at for _, at, _ in rows] for patient_id, rows in weights.items()}
+    breaches = []
+    for reading, rule in judged:
+        assert reading.value is not None
+        # The patient's weights are in time order: take just this reading's window.
+        window = timedelta(hours=rule.window_hours)
+        patient_times = times[reading.patient_id]
+        start = bisect.bisect_left(patient_times, reading.effective_at - window)
+        end = bisect.bisect_right(patient_times, reading.effective_at + window)
+        breach = weight_gain_breach(
+            patient_id=reading.patient_id,
+            reading=Evidence(reading.observation_id, reading.value, reading.effective_at),
+            neighbours=[
+                Evidence(oid, value, at)
+                for oid, at, value in weights[reading.patient_id][start:end]
+                if oid != reading.observation_id
+            ],
+            rule=rule,
+            received_at=reading.received_at,
+            thresholds_version=thresholds[reading.patient_id].version,
+        )
+        if breach is not None:
+            breaches.append(breach)
+    return breaches
+
+
+async def raise_alerts(
+    session: AsyncSession,
+    stored: Sequence[StoredReading],
+    threshold_breaches: Sequence[Breach],
+    thresholds: dict[uuid.UUID, EffectiveThresholds],
+    now: datetime,
+) -> list[str]:
+    """Everything the rules do with a batch of stored readings, inside the batch's transaction.
+    Returns the rule keys of the alerts it opened."""
+    breaches = [*threshold_breaches, *await weight_gain_breaches(session, stored, thresholds)]
+    received = {(r.patient_id, r.reading_type) for r in stored}
+    return await alerts.apply_breaches(session, breaches, received, now)

@@ -1,0 +1,78 @@
+"""A patient's effective thresholds: templates for their conditions, then their overrides. Pure."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from rpm.rules.bands import Band, QuantityBands, WeightGain
+from rpm.rules.templates import CONDITION_ORDER, CONDITION_TEMPLATES, GENERAL, WEIGHT_GAIN_TEMPLATES
+
+
+@dataclass(frozen=True)
+class EffectiveThresholds:
+    bands: dict[str, QuantityBands]
+    sources: dict[str, list[str]]  # code -> templates it came from, or ["override"]
+    weight_gain: WeightGain | None
+    weight_gain_source: str | None
+    version: int = 0  # of the patient's overrides; 0 = templates only
+    overridden: frozenset[str] = field(default_factory=frozenset)
+    yellow: dict[str, Band] = field(init=False)  # what each Observation's referenceRange shows
+
+    def __post_init__(self) -> None:
+        # Computed once per patient and batch, not once per reading.
+        object.__setattr__(self, "yellow", {code: bands.yellow for code, bands in self.bands.items()})
+
+    def as_dict(self) -> dict[str, Any]:
+        """The shape of GET /patients/{id}/thresholds (api.md)."""
+        result: dict[str, Any] = {}
+        for code, bands in sorted(self.bands.items()):
+            entry: dict[str, Any] = bands.as_dict()
+            if code in self.overridden:
+                entry["source"] = "override"
+            else:
+                entry["source"] = "template"
+                entry["templates"] = self.sources[code]
+            result[code] = entry
+        if self.weight_gain is not None:
+            result["weight_gain"] = {**self.weight_gain.as_dict(), "source": self.weight_gain_source}
+        return result
+
+
+def bands_from_dict(data: Mapping[str, Any]) -> QuantityBands:
+    return QuantityBands(yellow=Band.from_dict(data.get("yellow")), red=Band.from_dict(data.get("red")))
+
+
+def effective_thresholds(
+    conditions: Iterable[str],
+    override_bands: Mapping[str, Mapping[str, Any]] | None = None,
+    override_weight_gain: Mapping[str, Any] | None = None,
+    version: int = 0,
+) -> EffectiveThresholds:
+    conditions = set(conditions)
+    bands: dict[str, QuantityBands] = dict(GENERAL)
+    sources: dict[str, list[str]] = {code: ["general"] for code in GENERAL}
+    weight_gain: WeightGain | None = None
+    weight_gain_source: str | None = None
+    for condition in CONDITION_ORDER:
+        if condition not in conditions:
+            continue
+        for code, template in CONDITION_TEMPLATES[condition].items():
+            bands[code] = bands[code].merged_with(template) if code in bands else template
+            sources.setdefault(code, []).append(condition)
+        if condition in WEIGHT_GAIN_TEMPLATES:
+            weight_gain, weight_gain_source = WEIGHT_GAIN_TEMPLATES[condition], "template"
+    overridden = set()
+    for code, data in (override_bands or {}).items():
+        bands[code] = bands_from_dict(data)
+        sources[code] = ["override"]
+        overridden.add(code)
+    if override_weight_gain is not None:
+        weight_gain = WeightGain(
+            yellow=override_weight_gain.get("yellow"),
+            red=override_weight_gain.get("red"),
+            window_hours=int(override_weight_gain.get("window_hours", 72)),
+        )
+        weight_gain_source = "override"
+    return EffectiveThresholds(bands, sources, weight_gain, weight_gain_source, version, frozenset(overridden))

@@ -1,0 +1,331 @@
+"""The ingest worker against the real broker and database: acks, storage, de-duplication."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import urllib.request
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError, OperationalError
+
+from ingest.worker import IngestWorker
+from rpm.config import MqttProtocol, Settings
+from rpm.devices import repository as devices
+from rpm.devices.models import DeviceAssignment
+from rpm.errors import ServiceUnavailable
+from rpm.gateways.models import GatewayStatus
+from rpm.observations.models import Observation
+from rpm.rejections.models import RejectedReading
+from tests.conftest import ORG_A
+from tests.fixtures.mqtt import Gateway, reading
+from tests.fixtures.servers import free_port, scratch_database
+from tests.fixtures.world import enrol_with_devices
+
+NOW = datetime.now(UTC).replace(microsecond=0)
+
+
+def iso(moment: datetime) -> str:
+    return moment.isoformat()
+
+
+async def acks(gateway: Gateway, count: int) -> list:
+    return await asyncio.to_thread(gateway.wait_for_acks, count)
+
+
+async def test_example_payload_of_the_contract_is_stored_and_acknowledged(worker, gateway, committed):
+    bp, scale = await enrol_with_devices(committed, ORG_A, ["blood-pressure", "body-weight"])
+    t = NOW - timedelta(minutes=1)
+    gateway.publish(
+        "hub-1",
+        {
+            "sent_at": iso(NOW),
+            "readings": [
+                {
+                    "id": "r-000123",
+                    "device": {"serial": bp.serial, "manufacturer": "A&D", "model": "UA-651BLE"},
+                    "type": "blood-pressure",
+                    "time": t.astimezone().isoformat(),
+                    "values": {"systolic": 142, "diastolic": 91, "pulse": 77},
+                    "unit": "mm[Hg]",
+                },
+                reading("r-000124", scale.serial, "body-weight", iso(t), 81.4, "kg"),
+            ],
+        },
+    )
+    [(gateway_id, document)] = await acks(gateway, 1)
+    assert gateway_id == "hub-1"
+    assert document == {"results": [{"id": "r-000123", "status": "accepted"}, {"id": "r-000124", "status": "accepted"}]}
+    async with committed() as session:
+        rows = (
+            await session.scalars(
+                select(Observation).where(Observation.patient_id == bp.patient_id).order_by(Observation.code)
+            )
+        ).all()
+    assert {(r.code, r.value) for r in rows} == {("29463-7", 81.4), ("8867-4", 77.0), ("85354-9", None)}
+    panel = next(r for r in rows if r.code == "85354-9")
+    assert panel.components == {"8480-6": 142.0, "8462-4": 91.0}
+    assert panel.resource["identifier"] == [{"system": "urn:rpm:reading", "value": "hub-1/r-000123"}]
+
+
+async def test_converted_units_and_every_rejection_kept(worker, gateway, committed):
+    [scale] = await enrol_with_devices(committed, ORG_A, ["body-weight"])
+    t = iso(NOW - timedelta(hours=30))  # late data is accepted
+    gateway.publish(
+        "hub-2",
+        {
+            "readings": [
+                reading("a", scale.serial, "body-weight", t, 180.0, "[lb_av]"),
+                reading("b", "NO-SUCH-SERIAL", "body-weight", t, 80.0, "kg"),
+                reading("c", scale.serial, "body-weight", "2026-11-23T07:58:02", 80.0, "kg"),
+                reading("d", scale.serial, "body-weight", t, 80.0, "stone"),
+                reading("e", scale.serial, "body-weight", t, 900.0, "kg"),
+                reading("f", scale.serial, "body-weight", iso(NOW + timedelta(hours=1)), 80.0, "kg"),
+                reading("g", scale.serial, "blood-sugar", t, 5.0, "mmol/L"),
+                {"id": "h", "device": {"serial": scale.serial}, "type": "body-weight", "time": t, "unit": "kg"},
+            ]
+        },
+    )
+    gateway.publish("hub-2", b"\xff not json")
+    gateway.publish("bad gateway id", b"{}", topic=f"{gateway.root}/gateways/bad!id/measurements")
+    gateway.publish("hub-2", {"readings": "nope"})
+    acknowledged = await acks(gateway, 3)
+    results = [r for _, doc in acknowledged for r in doc["results"]]
+    by_id = {r["id"]: r for r in results if r["id"]}
+    assert by_id["a"]["status"] == "accepted"
+    assert {k: by_id[k]["reason"] for k in "bcdefgh"} == {
+        "b": "unknown_device",
+        "c": "time_without_offset",
+        "d": "bad_unit",
+        "e": "implausible_value",
+        "f": "time_in_future",
+        "g": "unknown_type",
+        "h": "schema",
+    }
+    assert "value" in by_id["h"]["detail"]
+    assert sorted(r["reason"] for r in results if r["id"] is None) == ["bad_json", "schema"]
+    async with committed() as session:
+        weight = await session.scalar(
+            select(Observation.value).where(Observation.gateway_id == "hub-2", Observation.reading_id == "a")
+        )
+        for _ in range(50):  # the bad_topic message is answered to nobody; wait for its row
+            kept = (
+                await session.execute(
+                    select(RejectedReading.reason, RejectedReading.payload).where(
+                        RejectedReading.topic.like(f"{gateway.root}/%")
+                    )
+                )
+            ).all()
+            if len(kept) >= 10:
+                break
+            await asyncio.sleep(0.1)
+    assert weight == 81.647  # 180 lb in kg, kept to 3 decimals
+    reasons = sorted(reason for reason, _ in kept)
+    assert reasons == sorted(
+        [
+            "unknown_device",
+            "time_without_offset",
+            "bad_unit",
+            "implausible_value",
+            "time_in_future",
+            "unknown_type",
+            "schema",
+            "bad_json",
+            "bad_topic",
+            "schema",
+        ]
+    )
+    assert b"\xff not json" in {payload for _, payload in kept}
+
+
+async def test_redelivered_message_is_a_duplicate_and_stored_once(worker, gateway, committed):
+    [oximeter] = await enrol_with_devices(committed, ORG_A, ["spo2"])
+    message = reading("same", oximeter.serial, "spo2", iso(NOW), 0.95, "1")
+    gateway.publish("hub-3", message)
+    await acks(gateway, 1)
+    gateway.publish("hub-3", message)
+    gateway.publish("hub-3", {"readings": [message, message]})
+    acknowledged = await acks(gateway, 3)
+    statuses = [r["status"] for _, doc in acknowledged for r in doc["results"]]
+    assert statuses == ["accepted", "duplicate", "duplicate", "duplicate"]
+    async with committed() as session:
+        rows = (await session.scalars(select(Observation).where(Observation.gateway_id == "hub-3"))).all()
+    assert [(r.reading_id, r.value, r.unit) for r in rows] == [("same", 95.0, "%")]
+
+
+async def test_reading_goes_to_the_patient_assigned_at_its_time(worker, gateway, committed):
+    moved_at = NOW - timedelta(days=2)
+    [first] = await enrol_with_devices(committed, ORG_A, ["heart-rate"])
+    [second] = await enrol_with_devices(committed, ORG_A, ["heart-rate"])
+    # Move the first device: the first patient until moved_at, the second patient from then on.
+    async with committed() as session, session.begin():
+        await devices.end_assignments_from(session, first.device_id, moved_at)
+        session.add(DeviceAssignment(device_id=first.device_id, patient_id=second.patient_id, valid_from=moved_at))
+    gateway.publish(
+        "hub-4",
+        {
+            "readings": [
+                reading("before", first.serial, "heart-rate", iso(moved_at - timedelta(minutes=1)), 70, "bpm"),
+                reading("after", first.serial, "heart-rate", iso(moved_at + timedelta(minutes=1)), 71, "/min"),
+                reading("at", first.serial, "heart-rate", iso(moved_at), 72, "/min"),
+            ]
+        },
+    )
+    await acks(gateway, 1)
+    async with committed() as session:
+        owners = dict(
+            (
+                await session.execute(
+                    select(Observation.reading_id, Observation.patient_id).where(Observation.gateway_id == "hub-4")
+                )
+            ).all()
+        )
+    assert owners == {"before": first.patient_id, "after": second.patient_id, "at": second.patient_id}
+
+
+async def test_device_not_assigned_outside_every_assignment(worker, gateway, committed):
+    [meter] = await enrol_with_devices(committed, ORG_A, ["blood-glucose"], assigned_from=NOW - timedelta(days=1))
+    gateway.publish(
+        "hub-5",
+        {
+            "readings": [
+                reading("old", meter.serial, "blood-glucose", iso(NOW - timedelta(days=3)), 90, "mg/dL"),
+                reading("new", meter.serial, "blood-glucose", iso(NOW - timedelta(hours=1)), 90, "mg/dL"),
+            ]
+        },
+    )
+    [(_, document)] = await acks(gateway, 1)
+    assert [r.get("reason", r["status"]) for r in document["results"]] == ["device_not_assigned", "accepted"]
+    async with committed() as session:
+        value = await session.scalar(
+            select(Observation.value).where(Observation.gateway_id == "hub-5", Observation.reading_id == "new")
+        )
+    assert value == round(90 / 18.016, 3)
+
+
+async def test_metrics_and_readiness_on_the_metrics_port(settings: Settings, gateway, committed):
+    port = free_port()
+    worker = IngestWorker(settings.model_copy(update={"metrics_port": port}))
+    await worker.start()
+    task = asyncio.create_task(worker.run())
+    try:
+        [scale] = await enrol_with_devices(committed, ORG_A, ["body-weight"])
+        while not worker.ready():
+            await asyncio.sleep(0.05)
+        gateway.publish(
+            "hub-6",
+            {
+                "readings": [
+                    reading("m1", scale.serial, "body-weight", iso(NOW), 80, "kg"),
+                    reading("m2", "nope", "body-weight", iso(NOW), 80, "kg"),
+                ]
+            },
+        )
+        await acks(gateway, 1)
+        text = await asyncio.to_thread(
+            lambda: urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+        )
+        ready = await asyncio.to_thread(
+            lambda: json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5).read())
+        )
+    finally:
+        worker.request_stop()
+        await asyncio.wait_for(task, 15)
+    assert "rpm_readings_accepted_total 1.0" in text
+    assert 'rpm_readings_rejected_total{reason="unknown_device"} 1.0' in text
+    assert "rpm_ingest_lag_seconds_count 1.0" in text
+    assert "rpm_ingest_batch_readings_count" in text
+    assert ready == {"status": "ready"}
+
+
+async def test_worker_refuses_an_unmigrated_database(settings: Settings, database_url: str):
+    maintenance = database_url.rsplit("/", 1)[0] + "/postgres"
+    with scratch_database(maintenance) as empty:
+        worker = IngestWorker(settings.model_copy(update={"database_url": empty}))
+        with pytest.raises(ServiceUnavailable, match="rpm migrate"):
+            await worker.start()
+        assert worker.engine is not None
+        await worker.engine.dispose()
+
+
+async def count_rows(committed, gateway_id: str) -> int:
+    async with committed() as session:
+        return int(await session.scalar(select(func.count()).where(Observation.gateway_id == gateway_id)) or 0)
+
+
+async def test_gateway_status_is_recorded_and_a_bad_one_kept(worker, gateway, committed):
+    hub = f"hub-{uuid.uuid4().hex[:8]}"
+    gateway.publish(hub, b"online", topic=f"{gateway.root}/gateways/{hub}/status")
+    gateway.publish(hub, b"offline", topic=f"{gateway.root}/gateways/{hub}/status")
+    gateway.publish(hub, b"sleepy", topic=f"{gateway.root}/gateways/{hub}/status")
+    async with committed() as session:
+        for _ in range(100):
+            status = await session.scalar(select(GatewayStatus.status).where(GatewayStatus.gateway_id == hub))
+            kept = await session.scalar(select(RejectedReading.detail).where(RejectedReading.gateway_id == hub))
+            if status == "offline" and kept:
+                break
+            await asyncio.sleep(0.05)
+    assert status == "offline"
+    assert kept == "status: the payload must be online or offline"
+    assert gateway.acks == []  # status messages are not answered
+
+
+async def test_mqtt_3_1_1_mode_stores_and_acknowledges(settings: Settings, gateway, committed):
+    worker = IngestWorker(settings.model_copy(update={"mqtt_protocol": MqttProtocol.v311}))
+    await worker.start()
+    task = asyncio.create_task(worker.run())
+    try:
+        while not worker.ready():
+            await asyncio.sleep(0.05)
+        [meter] = await enrol_with_devices(committed, ORG_A, ["peak-flow"])
+        hub = f"hub-{uuid.uuid4().hex[:8]}"
+        gateway.publish(hub, reading("pf", meter.serial, "peak-flow", iso(NOW), 380, "L/min"))
+        [(_, document)] = await acks(gateway, 1)
+    finally:
+        worker.request_stop()
+        await asyncio.wait_for(task, 15)
+    assert document == {"results": [{"id": "pf", "status": "accepted"}]}
+
+
+async def test_a_batch_is_retried_while_the_database_is_away(worker, gateway, committed, monkeypatch):
+    [scale] = await enrol_with_devices(committed, ORG_A, ["body-weight"])
+    real, calls = worker._record, []
+
+    async def away_twice(batch):
+        calls.append(len(batch))
+        if len(calls) <= 2:
+            raise OperationalError("insert", {}, ConnectionRefusedError("database away"))
+        return await real(batch)
+
+    monkeypatch.setattr(worker, "_record", away_twice)
+    gateway.publish(f"hub-{uuid.uuid4().hex[:8]}", reading("away", scale.serial, "body-weight", iso(NOW), 80, "kg"))
+    [(_, document)] = await acks(gateway, 1)
+    assert document == {"results": [{"id": "away", "status": "accepted"}]}
+    assert len(calls) == 3 and worker.metrics.batch_failures._value.get() == 2
+
+
+async def test_a_poison_message_is_left_unacknowledged_and_the_others_go_through(
+    worker, gateway, committed, monkeypatch
+):
+    [scale] = await enrol_with_devices(committed, ORG_A, ["body-weight"])
+    real = worker._record
+
+    async def poisoned(batch):
+        if any(b"poison" in delivery.message.payload for delivery in batch):
+            raise IntegrityError("insert", {}, ValueError("an unexpected database error"))
+        return await real(batch)
+
+    monkeypatch.setattr(worker, "_record", poisoned)
+    hub = f"hub-{uuid.uuid4().hex[:8]}"
+    # Held back until all three wait in the queue, so they are one batch.
+    monkeypatch.setattr(worker.settings, "ingest_flush_ms", 300)
+    for reading_id in ("ok-1", "poison", "ok-2"):
+        gateway.publish(hub, reading(reading_id, scale.serial, "body-weight", iso(NOW), 80, "kg"))
+    answered = await acks(gateway, 2)
+    await asyncio.sleep(0.5)
+    assert sorted(doc["results"][0]["id"] for _, doc in gateway.acks) == ["ok-1", "ok-2"]
+    assert len(answered) == 2
+    assert worker.metrics.message_failures._value.get() == 1

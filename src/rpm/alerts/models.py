@@ -75,6 +75,7 @@ class AlertObservation(Base):
     """Evidence: an Observation that triggered (or re-triggered) the alert, with its value."""
 
     __tablename__ = "alert_observations"
+    __table_args__ = (Index("ix_alert_observations_alert_time", "alert_id", "effective_at"),)
 
     alert_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("alerts.id"), primary_key=True)
     observation_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("observations.id"), primary_key=True)

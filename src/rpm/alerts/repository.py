@@ -8,15 +8,12 @@ from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, and_, case, func, or_, select, text, tuple_, update
+from sqlalchemy import Select, and_, case, or_, select, text, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import aliased
 
-from rpm.alerts.models import ACTIVE, Alert, AlertObservation
-from rpm.rules.evaluation import BreachGroup
+from rpm.alerts.models import ACTIVE, Alert
+from rpm.rules.evaluation import BreachGroup, Evidence
 
-# The upsert of a breach: a new alert, or the active one for (patient, rule) updated.
-# ON CONFLICT on the partial unique index makes concurrent workers serialise here.
 # The upsert of a batch's breaches, one row per (patient, rule): a new alert, or the active
 # one updated. ON CONFLICT on the partial unique index makes concurrent workers serialise here.
 _UPSERT = text(
@@ -108,29 +105,32 @@ async def by_id(session: AsyncSession, alert_id: uuid.UUID, *, for_update: bool 
     return await session.scalar(statement)
 
 
+# Each alert's newest evidence, read backwards on (alert_id, effective_at): the cost does not
+# grow with an alert's age.
+_NEWEST_EVIDENCE = text(
+    """
+    select a.id, e.observation_id, e.value, e.effective_at
+    from unnest(cast(:alert_ids as uuid[])) as a(id)
+    cross join lateral (
+        select o.observation_id, o.value, o.effective_at from alert_observations o
+        where o.alert_id = a.id order by o.effective_at desc limit :newest
+    ) as e
+    """
+)
+
+
 async def evidence_of(
     session: AsyncSession, alert_ids: Collection[uuid.UUID], *, newest: int
-) -> dict[uuid.UUID, list[AlertObservation]]:
+) -> dict[uuid.UUID, list[Evidence]]:
     """Each alert's `newest` triggering Observations, oldest first. An alert open for months
     can gather thousands; `occurrences` still counts them all."""
-    found: dict[uuid.UUID, list[AlertObservation]] = {a: [] for a in alert_ids}
+    found: dict[uuid.UUID, list[Evidence]] = {a: [] for a in alert_ids}
     if alert_ids:
-        ranked = (
-            select(
-                AlertObservation,
-                func.row_number()
-                .over(partition_by=AlertObservation.alert_id, order_by=AlertObservation.effective_at.desc())
-                .label("rank"),
-            )
-            .where(AlertObservation.alert_id.in_(alert_ids))
-            .subquery()
-        )
-        evidence = aliased(AlertObservation, ranked)
-        rows = await session.scalars(
-            select(evidence).where(ranked.c.rank <= newest).order_by(evidence.effective_at)
-        )
-        for row in rows:
-            found[row.alert_id].append(row)
+        rows = await session.execute(_NEWEST_EVIDENCE, {"alert_ids": list(found), "newest": newest})
+        for alert_id, observation_id, value, effective_at in rows:
+            found[alert_id].append(Evidence(observation_id, value, effective_at))
+        for evidence in found.values():
+            evidence.reverse()
     return found
 
 

@@ -15,11 +15,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from rpm.access import service as access
 from rpm.access.repository import visible_patient_ids
 from rpm.alerts import events, repository
-from rpm.alerts.models import Alert, AlertObservation
+from rpm.alerts.models import Alert
 from rpm.alerts.schemas import AlertDetail, AlertItem, EvidenceItem
 from rpm.audit.service import Actor, record
 from rpm.errors import Conflict, NotFound
-from rpm.rules.evaluation import Breach, fold_breaches
+from rpm.rules.evaluation import Breach, Evidence, fold_breaches
 
 ACTIVE_DEFAULT = ("open", "acknowledged")
 # How many of an alert's triggering Observations a queue item (and a stream event) lists, and
@@ -28,7 +28,7 @@ ITEM_OBSERVATIONS = 50
 DETAIL_EVIDENCE = 500
 
 
-def to_item(alert: Alert, evidence: Sequence[AlertObservation]) -> AlertItem:
+def to_item(alert: Alert, evidence: Sequence[Evidence]) -> AlertItem:
     return AlertItem(
         id=alert.id,
         patient=alert.patient_id,

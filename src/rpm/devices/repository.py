@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from datetime import datetime
+from typing import NamedTuple
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import String, any_, bindparam, delete, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from rpm.devices.models import Device, DeviceAssignment
@@ -20,17 +22,33 @@ async def by_id(session: AsyncSession, device_id: uuid.UUID) -> Device | None:
     return await session.get(Device, device_id)
 
 
+class Assignment(NamedTuple):
+    patient_id: uuid.UUID
+    valid_from: datetime
+    valid_to: datetime | None
+
+
 async def with_assignments(
-    session: AsyncSession, serials: Iterable[str]
-) -> dict[str, tuple[Device, list[DeviceAssignment]]]:
-    """Devices by serial, each with every assignment it ever had (one round trip each)."""
-    devices = (await session.scalars(select(Device).where(Device.serial.in_(set(serials))))).all()
-    found: dict[str, tuple[Device, list[DeviceAssignment]]] = {d.serial: (d, []) for d in devices}
-    if devices:
-        by_device = {d.id: d.serial for d in devices}
-        rows = await session.scalars(select(DeviceAssignment).where(DeviceAssignment.device_id.in_(by_device)))
-        for assignment in rows:
-            found[by_device[assignment.device_id]][1].append(assignment)
+    session: AsyncSession, serials: Collection[str]
+) -> dict[str, tuple[uuid.UUID, list[Assignment]]]:
+    """Device ids by serial, each with every assignment it ever had, in one round trip.
+    The serials travel as one array, so the statement is the same for every batch."""
+    rows = await session.execute(
+        select(
+            Device.id,
+            Device.serial,
+            DeviceAssignment.patient_id,
+            DeviceAssignment.valid_from,
+            DeviceAssignment.valid_to,
+        )
+        .outerjoin(DeviceAssignment, DeviceAssignment.device_id == Device.id)
+        .where(Device.serial == any_(bindparam("serials", list(serials), type_=ARRAY(String))))
+    )
+    found: dict[str, tuple[uuid.UUID, list[Assignment]]] = {}
+    for device_id, serial, patient_id, valid_from, valid_to in rows:
+        assignments = found.setdefault(serial, (device_id, []))[1]
+        if patient_id is not None:
+            assignments.append(Assignment(patient_id, valid_from, valid_to))
     return found
 
 
@@ -68,7 +86,7 @@ async def end_assignments_from(
     await session.execute(delete(DeviceAssignment).where(*mine, DeviceAssignment.valid_from >= at))
 
 
-def patient_at(assignments: Iterable[DeviceAssignment], time: datetime) -> uuid.UUID | None:
+def patient_at(assignments: Iterable[Assignment], time: datetime) -> uuid.UUID | None:
     """The patient the device belonged to at `time`: assignments are [from, to)."""
     for a in assignments:
         if a.valid_from <= time and (a.valid_to is None or time < a.valid_to):

@@ -192,7 +192,7 @@ class _Recorder:
                     ),
                 )
                 continue
-            item.device_id, item.patient_id = device[0].id, devices.patient_at(device[1], reading.time)
+            item.device_id, item.patient_id = device[0], devices.patient_at(device[1], reading.time)
             if item.patient_id is None:
                 self.reject(
                     item,

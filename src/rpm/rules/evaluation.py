@@ -37,8 +37,12 @@ class Breach:
     evidence: tuple[Evidence, ...] = field(default=())
 
 
+NO_BANDS = QuantityBands()  # a code no template covers: always green
+
+
 def judgements_for(values: dict[str, float], thresholds: EffectiveThresholds) -> dict[str, Judgement]:
-    return {code: judge(value, thresholds.bands.get(code, QuantityBands())) for code, value in values.items()}
+    bands = thresholds.bands
+    return {code: judge(value, bands.get(code, NO_BANDS)) for code, value in values.items()}
 
 
 def threshold_breaches(

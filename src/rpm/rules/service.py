@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import bisect
 import logging
 import uuid
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
@@ -33,18 +32,12 @@ async def thresholds_for(
 ) -> dict[uuid.UUID, EffectiveThresholds]:
     if not patient_ids:
         return {}
-    conditions = await repository.conditions_of(session, patient_ids)
-    overrides = await repository.latest_overrides(session, patient_ids)
-    result = {}
-    for patient_id, patient_conditions in conditions.items():
-        override = overrides.get(patient_id)
-        result[patient_id] = effective_thresholds(
-            patient_conditions,
-            override.bands if override else None,
-            override.weight_gain if override else None,
-            override.version if override else 0,
+    return {
+        inputs.patient_id: effective_thresholds(
+            inputs.conditions, inputs.bands, inputs.weight_gain, inputs.version or 0
         )
-    return result
+        for inputs in await repository.threshold_inputs(session, patient_ids)
+    }
 
 
 async def read_thresholds(session: AsyncSession, actor: Actor, patient_id: uuid.UUID) -> dict[str, Any]:
@@ -122,31 +115,16 @@ async def weight_gain_breaches(
     ]
     if not judged:
         return []
-    widest = timedelta(hours=max(rule.window_hours for _, rule in judged))
-    # One query for the batch; its own readings are already in the table, in this transaction.
-    weights = await repository.weights_between(
-        session,
-        {reading.patient_id for reading, _ in judged},
-        min(reading.effective_at for reading, _ in judged) - widest,
-        max(reading.effective_at for reading, _ in judged) + widest,
+    extremes = await repository.weight_extremes(
+        session, [(r.observation_id, r.patient_id, r.effective_at, rule.window_hours) for r, rule in judged]
     )
-    times = {patient_id: [at for _, at, _ in rows] for patient_id, rows in weights.items()}
     breaches = []
     for reading, rule in judged:
         assert reading.value is not None
-        # The patient's weights are in time order: take just this reading's window.
-        window = timedelta(hours=rule.window_hours)
-        patient_times = times[reading.patient_id]
-        start = bisect.bisect_left(patient_times, reading.effective_at - window)
-        end = bisect.bisect_right(patient_times, reading.effective_at + window)
         breach = weight_gain_breach(
             patient_id=reading.patient_id,
             reading=Evidence(reading.observation_id, reading.value, reading.effective_at),
-            neighbours=[
-                Evidence(oid, value, at)
-                for oid, at, value in weights[reading.patient_id][start:end]
-                if oid != reading.observation_id
-            ],
+            neighbours=[Evidence(oid, value, at) for oid, at, value in extremes[reading.observation_id]],
             rule=rule,
             received_at=reading.received_at,
             thresholds_version=thresholds[reading.patient_id].version,

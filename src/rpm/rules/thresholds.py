@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -50,7 +51,25 @@ def effective_thresholds(
     override_weight_gain: Mapping[str, Any] | None = None,
     version: int = 0,
 ) -> EffectiveThresholds:
-    conditions = set(conditions)
+    if not override_bands and override_weight_gain is None:
+        return _from_templates(frozenset(conditions), version)
+    return _effective(frozenset(conditions), override_bands, override_weight_gain, version)
+
+
+@functools.lru_cache(maxsize=256)
+def _from_templates(conditions: frozenset[str], version: int) -> EffectiveThresholds:
+    """Most patients have no override: their thresholds depend on their conditions alone, so
+    they are built once per set of conditions, not once per patient and batch. The result is
+    shared and never mutated."""
+    return _effective(conditions, None, None, version)
+
+
+def _effective(
+    conditions: frozenset[str],
+    override_bands: Mapping[str, Mapping[str, Any]] | None,
+    override_weight_gain: Mapping[str, Any] | None,
+    version: int,
+) -> EffectiveThresholds:
     bands: dict[str, QuantityBands] = dict(GENERAL)
     sources: dict[str, list[str]] = {code: ["general"] for code in GENERAL}
     weight_gain: WeightGain | None = None

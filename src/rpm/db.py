@@ -6,6 +6,9 @@ and disposed by it; nothing here connects at import time.
 
 from __future__ import annotations
 
+import os
+import random
+import time
 import uuid
 from datetime import datetime
 from pathlib import Path
@@ -33,8 +36,18 @@ class Base(DeclarativeBase):
     type_annotation_map = {datetime: DateTime(timezone=True)}
 
 
+# Seeded once per process from the OS: ids need to be unique, not secret (every read is
+# checked against the caller's access), and a syscall per id showed in the ingest profile.
+_id_bits = random.Random(os.urandom(32)).getrandbits
+
+
 def new_id() -> uuid.UUID:
-    return uuid.uuid4()
+    """A UUIDv7 (RFC 9562): the millisecond first, then 74 random bits. Ids of rows inserted
+    together sort together, so the primary-key index grows at its right edge instead of
+    touching a random page per row."""
+    value = (time.time_ns() // 1_000_000) << 80 | _id_bits(80)
+    value = value & ~(0xF << 76 | 0x3 << 62) | 0x7 << 76 | 0x2 << 62  # version 7, RFC variant
+    return uuid.UUID(int=value)
 
 
 def uuid_pk() -> Mapped[uuid.UUID]:

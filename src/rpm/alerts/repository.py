@@ -12,6 +12,7 @@ from sqlalchemy import Select, and_, case, or_, select, text, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from rpm.alerts.models import ACTIVE, Alert
+from rpm.db import new_id
 from rpm.rules.evaluation import BreachGroup, Evidence
 
 # The upsert of a batch's breaches, one row per (patient, rule): a new alert, or the active
@@ -63,7 +64,7 @@ async def upsert_breaches(
         _UPSERT,
         {
             "now": now,
-            "id": [uuid.uuid4() for _ in groups],
+            "id": [new_id() for _ in groups],
             "patient_id": [g.patient_id for g in groups],
             "rule": [g.rule for g in groups],
             "level": [str(g.level) for g in groups],

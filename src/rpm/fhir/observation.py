@@ -64,6 +64,17 @@ def _judged(target: dict[str, Any], judgement: Judgement | None, band: Band | No
         target["referenceRange"] = ranges
 
 
+@functools.lru_cache(maxsize=8192)
+def reference(resource_type: str, resource_id: uuid.UUID) -> dict[str, str]:
+    """A reference to a patient or device: a batch names the same few over and over."""
+    return {"reference": f"{resource_type}/{resource_id}"}
+
+
+@functools.lru_cache(maxsize=16)
+def instant(at: datetime) -> str:
+    return at.isoformat()
+
+
 @functools.cache
 def codeable(code: str, display: str, extra: tuple[tuple[str, str], ...] = ()) -> dict[str, Any]:
     codings = [{"system": LOINC, "code": code, "display": display}]
@@ -100,10 +111,10 @@ def observation_resource(
     if reading_type.vital_signs:
         resource["category"] = [VITAL_SIGNS_CATEGORY]
     resource["code"] = codeable(draft.code, reading_type.display, reading_type.extra_codings)
-    resource["subject"] = {"reference": f"Patient/{patient_id}"}
+    resource["subject"] = reference("Patient", patient_id)
     resource["effectiveDateTime"] = effective.upper()  # RFC 3339 allows t and z; FHIR needs T and Z
-    resource["issued"] = issued.isoformat()
-    resource["device"] = {"reference": f"Device/{device_id}"}
+    resource["issued"] = instant(issued)  # the same for a whole batch
+    resource["device"] = reference("Device", device_id)
     if reading_type.is_panel:
         components = []
         for code, value in draft.values.items():

@@ -14,7 +14,10 @@ class Level(StrEnum):
 
     @property
     def rank(self) -> int:
-        return {"green": 0, "yellow": 1, "red": 2}[self.value]
+        return _RANK[self]
+
+
+_RANK = {Level.green: 0, Level.yellow: 1, Level.red: 2}  # a dict lookup: Enum.value is slow
 
 
 @dataclass(frozen=True)

@@ -116,28 +116,26 @@ class IngestWorker:
                 await asyncio.wait_for(self._stopping.wait(), self.settings.rules_check_seconds)
 
     async def _next_batch(self) -> list[Delivery]:
+        """Messages up to `ingest_batch_readings` readings, or what came within the flush timer
+        of the first one; empty when asked to stop."""
         stop = asyncio.ensure_future(self._stopping.wait())
-        get = asyncio.ensure_future(self.queue.get())
-        done, _ = await asyncio.wait({stop, get}, return_when=asyncio.FIRST_COMPLETED)
+        arrived = asyncio.ensure_future(self.queue.wait())
+        await asyncio.wait({stop, arrived}, return_when=asyncio.FIRST_COMPLETED)
         stop.cancel()
-        if get not in done:
-            get.cancel()
-            return []
-        batch = [get.result()]
-        readings = estimated_readings(batch[0].message.payload)
+        arrived.cancel()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.settings.ingest_flush_ms / 1000
-        while readings < self.settings.ingest_batch_readings:
-            try:
-                item = self.queue.get_nowait()
-            except asyncio.QueueEmpty:
+        batch: list[Delivery] = []
+        readings = 0
+        while not self._stopping.is_set() and readings < self.settings.ingest_batch_readings:
+            item = self.queue.take()
+            if item is None:
                 remaining = deadline - loop.time()
-                if remaining <= 0 or self._stopping.is_set():
+                if remaining <= 0:
                     break
-                try:
-                    item = await asyncio.wait_for(self.queue.get(), remaining)
-                except TimeoutError:
-                    break
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.queue.wait(), remaining)
+                continue
             batch.append(item)
             readings += estimated_readings(item.message.payload)
         return batch
@@ -145,12 +143,12 @@ class IngestWorker:
     async def _drain(self) -> None:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.settings.ingest_drain_seconds
-        while not self.queue.empty() and loop.time() < deadline:
+        while self.queue.qsize() and loop.time() < deadline:
             batch: list[Delivery] = []
-            while not self.queue.empty() and len(batch) < 1000:
-                batch.append(self.queue.get_nowait())
+            while len(batch) < 1000 and (item := self.queue.take()) is not None:
+                batch.append(item)
             await self._process(batch)
-        if not self.queue.empty():
+        if self.queue.qsize():
             log.warning("drain timed out with %d messages unacknowledged; the broker keeps them", self.queue.qsize())
 
     async def _close(self) -> None:

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from rpm.alerts.models import ACTIVE, Alert
 from rpm.db import new_id
+from rpm.fhir.codes import READING_TYPES
 from rpm.rules.evaluation import BreachGroup, Evidence
 
 # The upsert of a batch's breaches, one row per (patient, rule): a new alert, or the active
@@ -171,9 +172,11 @@ _OPEN_MISSING = text(
         jsonb_build_object('every_hours', m.every_hours, 'grace_hours', cast(:grace_hours as float8)), 0, :now
     from measurement_plan_items m
     join patients p on p.id = m.patient_id and p.status = 'active'
+    join unnest(cast(:types as text[]), cast(:codes as text[])) as t(reading_type, code)
+        on t.reading_type = m.reading_type
     left join lateral (
         select max(o.effective_at) as at from observations o
-        where o.patient_id = m.patient_id and o.reading_type = m.reading_type
+        where o.patient_id = m.patient_id and o.code = t.code
     ) last on true
     where greatest(last.at, p.created_at) + make_interval(hours => m.every_hours) + :grace < :now
     on conflict (patient_id, rule) where status in ('open', 'acknowledged') do nothing
@@ -189,6 +192,9 @@ async def open_missing(session: AsyncSession, now: datetime, grace: timedelta) -
             "now": now,
             "grace": grace,
             "grace_hours": grace.total_seconds() / 3600,
+            # A reading type is one LOINC code: the (patient, code, time) index answers.
+            "types": list(READING_TYPES),
+            "codes": [t.code for t in READING_TYPES.values()],
         },
     )
     return list(rows)

@@ -22,8 +22,6 @@ class Observation(Base):
         UniqueConstraint("gateway_id", "reading_id", "code", name="uq_observations_reading"),
         Index("ix_observations_patient_code_time", "patient_id", "code", "effective_at"),
         Index("ix_observations_patient_time", "patient_id", "effective_at"),
-        # The missing-measurement check asks for the newest reading of each planned type.
-        Index("ix_observations_patient_type_time", "patient_id", "reading_type", "effective_at"),
     )
 
     id: Mapped[uuid.UUID] = uuid_pk()

@@ -12,7 +12,11 @@ import orjson
 from sqlalchemy import Select, and_, func, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from rpm.fhir.codes import READING_TYPES
 from rpm.observations.models import Observation
+
+# A reading type is one LOINC code (a blood pressure's pulse is stored as a heart rate).
+TYPE_OF_CODE = {reading_type.code: name for name, reading_type in READING_TYPES.items()}
 
 
 @dataclass(slots=True)  # built for every reading: no frozen-init cost
@@ -160,11 +164,11 @@ async def last_reading_times(
     if not patient_ids:
         return {}
     rows = await session.execute(
-        select(Observation.patient_id, Observation.reading_type, func.max(Observation.effective_at))
+        select(Observation.patient_id, Observation.code, func.max(Observation.effective_at))
         .where(Observation.patient_id.in_(patient_ids))
-        .group_by(Observation.patient_id, Observation.reading_type)
+        .group_by(Observation.patient_id, Observation.code)
     )
     found: dict[uuid.UUID, dict[str, datetime]] = {}
-    for patient_id, reading_type, last in rows:
-        found.setdefault(patient_id, {})[reading_type] = last
+    for patient_id, code, last in rows:
+        found.setdefault(patient_id, {})[TYPE_OF_CODE[code]] = last
     return found

@@ -6,7 +6,9 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import func, select
+import pytest
+from sqlalchemy import func, select, text
+from sqlalchemy.exc import DBAPIError
 
 from rpm.observations.models import Observation
 from rpm.observations.service import IncomingMessage
@@ -24,6 +26,7 @@ from tests.api.helpers import (
     unique,
 )
 from tests.conftest import ORG_A
+from tests.fixtures.world import add_patient_with_devices
 
 
 async def rejections_of(session, serial: str) -> list[RejectedReading]:
@@ -289,3 +292,20 @@ async def test_reprocess_touches_only_that_device(client, tokens, session):
     assert left.reprocessed_at is None and left.reason == "unknown_device"
     (stored,) = await observations_of(session, patient["id"])
     assert str(stored.device_id) == wanted_device["id"]
+
+
+async def test_patients_and_devices_with_readings_are_never_deleted(session):
+    """Observations carry no foreign keys (a check per stored row); what they name must stay."""
+    patient_id, (device,) = await add_patient_with_devices(session, ORG_A, ["spo2"])
+    statements = [
+        (text("delete from patients where id = :id"), patient_id, "patients are never deleted"),
+        (text("delete from devices where id = :id"), device.device_id, "devices are never deleted"),
+        (text("truncate patients cascade"), None, "patients are never deleted"),
+        (text("truncate devices cascade"), None, "devices are never deleted"),
+    ]
+    for statement, row_id, refusal in statements:
+        with pytest.raises(DBAPIError, match=refusal):
+            async with session.begin_nested():
+                await session.execute(statement, {"id": row_id} if row_id else {})
+    assert await session.scalar(text("select count(*) from patients where id = :id"), {"id": patient_id}) == 1
+    assert await session.scalar(text("select count(*) from devices where id = :id"), {"id": device.device_id}) == 1

@@ -45,7 +45,7 @@ class IngestWorker:
         self._stopping = asyncio.Event()
 
     async def start(self) -> None:
-        self.engine = create_engine(self.settings, "rpm-ingest")
+        self.engine = create_engine(self.settings, "rpm-ingest", pre_ping=False)
         await require_migrated(self.engine)
         self.sessions = session_factory(self.engine)
         if self.settings.metrics_port:

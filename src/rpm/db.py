@@ -85,14 +85,18 @@ def async_url(url: str) -> tuple[str, dict[str, Any]]:
     return urlunsplit((scheme, parts.netloc, parts.path, rest, "")), connect_args
 
 
-def create_engine(settings: Settings, application_name: str, *, url: str | None = None) -> AsyncEngine:
+def create_engine(
+    settings: Settings, application_name: str, *, url: str | None = None, pre_ping: bool = True
+) -> AsyncEngine:
+    """`pre_ping=False` for the ingest worker: a round trip per batch saved, and a connection
+    lost meanwhile fails its batch, which the worker retries whole."""
     target, connect_args = async_url(url or database_url(settings))
     connect_args["server_settings"] = {"application_name": application_name}
     return create_async_engine(
         target,
         pool_size=settings.db_pool_size,
         max_overflow=5,
-        pool_pre_ping=True,
+        pool_pre_ping=pre_ping,
         connect_args=connect_args,
     )
 

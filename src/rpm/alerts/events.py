@@ -14,7 +14,8 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select, text
+import orjson
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from rpm.alerts.models import AlertEvent
@@ -23,25 +24,39 @@ CHANNEL = "rpm_alert_events"
 EVENTS_LOCK = 7345002
 
 
+# One round trip: the lock, the rows, the notification. The lock is taken before any row
+# exists to take an id from the sequence (the rows are joined to it).
+_APPEND = text(
+    """
+    with locked as (select pg_advisory_xact_lock(:key)),
+    stored as (
+        insert into alert_events (alert_id, patient_id, kind, at, alert)
+        select e.alert_id, e.patient_id, e.kind, :now, cast(e.alert as jsonb)
+        from locked, unnest(cast(:alert_ids as uuid[]), cast(:patient_ids as uuid[]), cast(:kinds as text[]),
+                            cast(:alerts as text[])) as e(alert_id, patient_id, kind, alert)
+        returning id
+    )
+    select pg_notify(:channel, '') from (select count(*) from stored) as done
+    """
+)
+
+
 async def append(session: AsyncSession, events: Sequence[tuple[str, dict[str, Any]]], now: datetime) -> None:
     """Store (kind, queue item) events and notify; call as the last write of the transaction."""
     if not events:
         return
-    await session.execute(text("select pg_advisory_xact_lock(:key)"), {"key": EVENTS_LOCK})
     await session.execute(
-        insert(AlertEvent),
-        [
-            {
-                "alert_id": uuid.UUID(str(item["id"])),
-                "patient_id": uuid.UUID(str(item["patient"])),
-                "kind": kind,
-                "at": now,
-                "alert": item,
-            }
-            for kind, item in events
-        ],
+        _APPEND,
+        {
+            "key": EVENTS_LOCK,
+            "channel": CHANNEL,
+            "now": now,
+            "alert_ids": [uuid.UUID(str(item["id"])) for _, item in events],
+            "patient_ids": [uuid.UUID(str(item["patient"])) for _, item in events],
+            "kinds": [kind for kind, _ in events],
+            "alerts": [orjson.dumps(item).decode() for _, item in events],
+        },
     )
-    await session.execute(text("select pg_notify(:channel, '')"), {"channel": CHANNEL})
 
 
 async def since(session: AsyncSession, after_id: int, patient_scope: Any, limit: int = 1000) -> list[AlertEvent]:

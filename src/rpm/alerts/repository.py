@@ -8,7 +8,8 @@ from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, and_, case, or_, select, text, tuple_, update
+from sqlalchemy import Select, Uuid, and_, any_, bindparam, case, or_, select, text, tuple_, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from rpm.alerts.models import ACTIVE, Alert
@@ -94,10 +95,18 @@ async def upsert_breaches(
     return [landed[(g.patient_id, g.rule)] for g in groups]
 
 
+# Built once: it runs in every ingest batch that changes an alert.
+_BY_IDS = (
+    select(Alert)
+    .where(Alert.id == any_(bindparam("ids", type_=ARRAY(Uuid))))
+    .execution_options(populate_existing=True)
+)
+
+
 async def by_ids(session: AsyncSession, ids: Collection[uuid.UUID]) -> list[Alert]:
     if not ids:
         return []
-    return list(await session.scalars(select(Alert).where(Alert.id.in_(ids)).execution_options(populate_existing=True)))
+    return list(await session.scalars(_BY_IDS, {"ids": list(ids)}))
 
 
 async def by_id(session: AsyncSession, alert_id: uuid.UUID, *, for_update: bool = False) -> Alert | None:

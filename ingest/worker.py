@@ -70,7 +70,7 @@ class IngestWorker:
         try:
             pending: asyncio.Task[None] | None = None
             while not self._stopping.is_set():
-                batch = await self._next_batch()
+                batch = await self._next_batch(in_flight=pending)
                 if batch:
                     # Two batches overlap: this one is checked and sent to PostgreSQL while the
                     # previous one commits. Acks still leave in the order messages arrived.
@@ -115,9 +115,15 @@ class IngestWorker:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), self.settings.rules_check_seconds)
 
-    async def _next_batch(self) -> list[Delivery]:
-        """Messages up to `ingest_batch_readings` readings, or what came within the flush timer
-        of the first one; empty when asked to stop."""
+    async def _next_batch(self, in_flight: asyncio.Task[None] | None) -> list[Delivery]:
+        """The next batch; empty when asked to stop.
+
+        It closes when it holds `ingest_batch_readings` readings, or when no more messages are
+        waiting and the batch before it (`in_flight`) is done: the database is then idle, and
+        waiting would only add latency. While that batch is still being recorded, this one
+        keeps growing, for at most `ingest_flush_ms`: under load, batches grow by themselves
+        (like group commit), and a quiet hour still gets each reading through at once.
+        """
         stop = asyncio.ensure_future(self._stopping.wait())
         arrived = asyncio.ensure_future(self.queue.wait())
         await asyncio.wait({stop, arrived}, return_when=asyncio.FIRST_COMPLETED)
@@ -129,15 +135,16 @@ class IngestWorker:
         readings = 0
         while not self._stopping.is_set() and readings < self.settings.ingest_batch_readings:
             item = self.queue.take()
-            if item is None:
-                remaining = deadline - loop.time()
-                if remaining <= 0:
-                    break
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.queue.wait(), remaining)
+            if item is not None:
+                batch.append(item)
+                readings += estimated_readings(item.message.payload)
                 continue
-            batch.append(item)
-            readings += estimated_readings(item.message.payload)
+            remaining = deadline - loop.time()
+            if in_flight is None or in_flight.done() or remaining <= 0:
+                break
+            more = asyncio.ensure_future(self.queue.wait())
+            await asyncio.wait({more, in_flight}, timeout=remaining, return_when=asyncio.FIRST_COMPLETED)
+            more.cancel()
         return batch
 
     async def _drain(self) -> None:

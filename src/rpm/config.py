@@ -43,7 +43,9 @@ class Settings(BaseSettings):
     mqtt_session_expiry_seconds: Annotated[int, Field(ge=0)] = 7 * 24 * 3600
     mqtt_receive_maximum: Annotated[int, Field(ge=1, le=65535)] = 1000
 
-    # Ingest batching: flush when this many readings are waiting, or after flush_ms.
+    # Ingest batching: a batch closes at this many readings; otherwise as soon as the queue is
+    # empty and the database idle, and at most flush_ms after its first message while the
+    # batch before it is still being recorded.
     ingest_batch_readings: Annotated[int, Field(ge=1, le=20000)] = 2000
     ingest_flush_ms: Annotated[int, Field(ge=1, le=10000)] = 50
     ingest_queue_messages: Annotated[int, Field(ge=1)] = 5000

@@ -320,12 +320,27 @@ async def test_a_poison_message_is_left_unacknowledged_and_the_others_go_through
 
     monkeypatch.setattr(worker, "_record", poisoned)
     hub = f"hub-{uuid.uuid4().hex[:8]}"
-    # Held back until all three wait in the queue, so they are one batch.
-    monkeypatch.setattr(worker.settings, "ingest_flush_ms", 300)
+    # While a first batch is being recorded (held back here), the next three messages wait
+    # and become one batch.
+    monkeypatch.setattr(worker.settings, "ingest_flush_ms", 2000)
+    held = asyncio.Event()
+    real_poisoned = worker._record
+
+    async def slow_first(batch):
+        if any(b"first" in delivery.message.payload for delivery in batch):
+            await held.wait()
+        return await real_poisoned(batch)
+
+    monkeypatch.setattr(worker, "_record", slow_first)
+    gateway.publish(hub, reading("first", scale.serial, "body-weight", iso(NOW), 80, "kg"))
+    await asyncio.sleep(0.3)
     for reading_id in ("ok-1", "poison", "ok-2"):
         gateway.publish(hub, reading(reading_id, scale.serial, "body-weight", iso(NOW), 80, "kg"))
-    answered = await acks(gateway, 2)
+    await asyncio.sleep(0.3)
+    held.set()
+    answered = await acks(gateway, 3)
     await asyncio.sleep(0.5)
-    assert sorted(doc["results"][0]["id"] for _, doc in gateway.acks) == ["ok-1", "ok-2"]
-    assert len(answered) == 2
+    assert sorted(doc["results"][0]["id"] for _, doc in gateway.acks) == ["first", "ok-1", "ok-2"]
+    assert len(answered) == 3
+    assert worker.metrics.batch_failures._value.get() == 2  # the batch of three, then the poison alone
     assert worker.metrics.message_failures._value.get() == 1

@@ -145,6 +145,31 @@ async def evidence_of(
     return found
 
 
+# The references a queue item lists, built by the database as one text[] per alert: an
+# ingest batch that touches forty alerts would otherwise make two thousand Python objects.
+_NEWEST_REFERENCES = text(
+    """
+    select a.id, array(
+        select 'Observation/' || e.observation_id from (
+            select o.observation_id, o.effective_at from alert_observations o
+            where o.alert_id = a.id order by o.effective_at desc limit :newest
+        ) as e order by e.effective_at
+    )
+    from unnest(cast(:alert_ids as uuid[])) as a(id)
+    """
+)
+
+
+async def evidence_references(
+    session: AsyncSession, alert_ids: Collection[uuid.UUID], *, newest: int
+) -> dict[uuid.UUID, list[str]]:
+    """Each alert's `newest` triggering Observations as references, oldest first."""
+    if not alert_ids:
+        return {}
+    rows = await session.execute(_NEWEST_REFERENCES, {"alert_ids": list(alert_ids), "newest": newest})
+    return {alert_id: references for alert_id, references in rows}
+
+
 # The pairs travel as two arrays: one statement and one plan, however many readings arrived.
 _RESOLVE_MISSING = text(
     """

@@ -19,7 +19,7 @@ from rpm.alerts.models import Alert
 from rpm.alerts.schemas import AlertDetail, AlertItem, EvidenceItem
 from rpm.audit.service import Actor, record
 from rpm.errors import Conflict, NotFound
-from rpm.rules.evaluation import Breach, Evidence, fold_breaches
+from rpm.rules.evaluation import Breach, fold_breaches
 
 ACTIVE_DEFAULT = ("open", "acknowledged")
 # How many of an alert's triggering Observations a queue item (and a stream event) lists, and
@@ -28,7 +28,7 @@ ITEM_OBSERVATIONS = 50
 DETAIL_EVIDENCE = 500
 
 
-def to_item(alert: Alert, evidence: Sequence[Evidence]) -> AlertItem:
+def to_item(alert: Alert, observations: list[str]) -> AlertItem:
     return AlertItem(
         id=alert.id,
         patient=alert.patient_id,
@@ -43,7 +43,7 @@ def to_item(alert: Alert, evidence: Sequence[Evidence]) -> AlertItem:
         value=alert.value,
         unit=alert.unit,
         threshold=alert.threshold,
-        observations=[f"Observation/{e.observation_id}" for e in evidence],
+        observations=observations,
         acknowledged_by=alert.acknowledged_by,
         acknowledged_at=alert.acknowledged_at,
         resolved_by=alert.resolved_by,
@@ -55,8 +55,8 @@ def to_item(alert: Alert, evidence: Sequence[Evidence]) -> AlertItem:
 
 
 async def items(session: AsyncSession, alerts: Sequence[Alert]) -> list[AlertItem]:
-    evidence = await repository.evidence_of(session, [a.id for a in alerts], newest=ITEM_OBSERVATIONS)
-    return [to_item(a, evidence[a.id]) for a in alerts]
+    references = await repository.evidence_references(session, [a.id for a in alerts], newest=ITEM_OBSERVATIONS)
+    return [to_item(a, references[a.id]) for a in alerts]
 
 
 async def _emit(session: AsyncSession, changes: Sequence[tuple[str, uuid.UUID]], now: datetime) -> None:
@@ -162,7 +162,7 @@ async def detail(session: AsyncSession, actor: Actor, alert_id: uuid.UUID) -> Al
     evidence = (await repository.evidence_of(session, [alert.id], newest=DETAIL_EVIDENCE))[alert.id]
     await record(session, actor, "read", "Alert", str(alert.id), [alert.patient_id])
     return AlertDetail(
-        **to_item(alert, evidence).model_dump(),
+        **to_item(alert, [f"Observation/{e.observation_id}" for e in evidence]).model_dump(),
         evidence=[
             EvidenceItem(observation=f"Observation/{e.observation_id}", value=e.value, effective_at=e.effective_at)
             for e in evidence

@@ -8,8 +8,8 @@ from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, Uuid, and_, any_, bindparam, case, or_, select, text, tuple_, update
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import Row, Select, and_, case, or_, select, text, tuple_, update
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from rpm.alerts.models import ACTIVE, Alert
@@ -95,18 +95,27 @@ async def upsert_breaches(
     return [landed[(g.patient_id, g.rule)] for g in groups]
 
 
-# Built once: it runs in every ingest batch that changes an alert.
-_BY_IDS = (
-    select(Alert)
-    .where(Alert.id == any_(bindparam("ids", type_=ARRAY(Uuid))))
-    .execution_options(populate_existing=True)
-)
+# What the events of an ingest batch carry: each changed alert's columns and its newest
+# evidence as references, in one round trip and without ORM objects.
+_AS_ITEMS = text(
+    """
+    select a.*, array(
+        select 'Observation/' || e.observation_id from (
+            select o.observation_id, o.effective_at from alert_observations o
+            where o.alert_id = a.id order by o.effective_at desc limit :newest
+        ) as e order by e.effective_at
+    ) as observations
+    from alerts a where a.id = any(cast(:alert_ids as uuid[]))
+    """
+).columns(threshold=JSONB)
 
 
-async def by_ids(session: AsyncSession, ids: Collection[uuid.UUID]) -> list[Alert]:
+async def with_references(session: AsyncSession, ids: Collection[uuid.UUID], *, newest: int) -> list[Row[Any]]:
+    """The alerts as rows (attributes named like Alert's), each with `observations`: its
+    `newest` triggering Observations as references, oldest first."""
     if not ids:
         return []
-    return list(await session.scalars(_BY_IDS, {"ids": list(ids)}))
+    return list(await session.execute(_AS_ITEMS, {"alert_ids": list(ids), "newest": newest}))
 
 
 async def by_id(session: AsyncSession, alert_id: uuid.UUID, *, for_update: bool = False) -> Alert | None:

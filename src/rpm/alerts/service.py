@@ -10,6 +10,7 @@ from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from rpm.access import service as access
@@ -28,7 +29,7 @@ ITEM_OBSERVATIONS = 50
 DETAIL_EVIDENCE = 500
 
 
-def to_item(alert: Alert, observations: list[str]) -> AlertItem:
+def to_item(alert: Alert | Row[Any], observations: list[str]) -> AlertItem:
     return AlertItem(
         id=alert.id,
         patient=alert.patient_id,
@@ -63,8 +64,8 @@ async def _emit(session: AsyncSession, changes: Sequence[tuple[str, uuid.UUID]],
     """Store and notify one event per (kind, alert), with the alert as it now is."""
     if not changes:
         return
-    alerts = {a.id: a for a in await repository.by_ids(session, {alert_id for _, alert_id in changes})}
-    by_id = {item.id: item for item in await items(session, list(alerts.values()))}
+    rows = await repository.with_references(session, {alert_id for _, alert_id in changes}, newest=ITEM_OBSERVATIONS)
+    by_id = {row.id: to_item(row, row.observations) for row in rows}
     await events.append(session, [(kind, by_id[alert_id].model_dump(mode="json")) for kind, alert_id in changes], now)
 
 

@@ -309,3 +309,19 @@ async def test_patients_and_devices_with_readings_are_never_deleted(session):
                 await session.execute(statement, {"id": row_id} if row_id else {})
     assert await session.scalar(text("select count(*) from patients where id = :id"), {"id": patient_id}) == 1
     assert await session.scalar(text("select count(*) from devices where id = :id"), {"id": device.device_id}) == 1
+
+
+async def test_a_nul_character_in_an_id_or_serial_is_rejected_and_kept(session):
+    """U+0000 is valid JSON but no PostgreSQL text can hold it: the reading is rejected as a
+    schema error (not left to fail its batch), and the rejection is kept with the raw payload."""
+    serial = unique("NUL")
+    bad_id = reading(serial, "2026-11-20T07:58:02+01:00", reading_id="r\x00-1")
+    bad_serial = reading(serial + "\x00", "2026-11-20T07:58:02+01:00")
+    (outcome,) = await ingest(session, message([bad_id, bad_serial], gateway="gw-nul"))
+    assert [(r["status"], r["reason"]) for r in outcome.results] == [("rejected", "schema"), ("rejected", "schema")]
+    assert "U+0000" in outcome.results[0]["detail"] and "U+0000" in outcome.results[1]["detail"]
+    kept = await rejections_of(session, serial)
+    assert [k.reading_id for k in kept] == ["r\ufffd-1"]
+    assert json.loads(kept[0].payload) == bad_id  # the original, NUL included
+    (by_serial,) = await rejections_of(session, serial + "\ufffd")
+    assert json.loads(by_serial.payload) == bad_serial

@@ -184,10 +184,14 @@ def validate_reading(reading: Any, gateway_id: str, now: datetime) -> ValidReadi
         return reject(Reason.schema, "reading: must be an object")
     if reading_id is None or not 1 <= len(reading_id) <= 128:
         return reject(Reason.schema, "id: required, 1-128 characters")
+    if "\x00" in reading_id:  # valid JSON, but PostgreSQL text cannot hold it
+        return reject(Reason.schema, "id: must not contain the character U+0000")
     if not isinstance(device, dict):
         return reject(Reason.schema, "device: required object with a serial")
     if serial is None or not 1 <= len(serial) <= 128:
         return reject(Reason.schema, "device.serial: required, 1-128 characters")
+    if "\x00" in serial:
+        return reject(Reason.schema, "device.serial: must not contain the character U+0000")
     type_name = reading.get("type")
     if not isinstance(type_name, str):
         return reject(Reason.schema, "type: required string")

@@ -101,14 +101,19 @@ def _result(reading_id: str | None, rejection: Rejection | None = None, status: 
     return result
 
 
+def _storable(text: str | None) -> str | None:
+    """PostgreSQL text cannot hold U+0000; the raw payload (bytes) keeps the original."""
+    return text.replace("\x00", "\ufffd") if text else text
+
+
 def _rejection_row(message: IncomingMessage, gateway: str | None, rejection: Rejection) -> dict[str, Any]:
     return {
         "id": new_id(),
         "received_at": message.received_at,
         "topic": message.topic,
         "gateway_id": gateway,
-        "reading_id": rejection.reading_id,
-        "device_serial": rejection.device_serial,
+        "reading_id": _storable(rejection.reading_id),
+        "device_serial": _storable(rejection.device_serial),
         "reason": str(rejection.reason),
         "detail": rejection.detail,
         "payload": rejection.payload,
@@ -310,10 +315,7 @@ async def record_messages(
             report.errors += 1
             drafts[number] = recorder.drafts(item, None)
 
-    # In key order, so two batches inserting the same redelivered readings lock them in the
-    # same order and cannot deadlock.
-    rows = sorted((d.row for ds in drafts.values() for d in ds), key=lambda r: (r.gateway_id, r.reading_id, r.code))
-    inserted = await repository.insert_new(session, rows)
+    inserted = await repository.insert_new(session, [d.row for ds in drafts.values() for d in ds])
     stored: list[StoredReading] = []
     breaches: list[Breach] = []
     for number, item in enumerate(linked):

@@ -8,10 +8,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import asyncpg
 import orjson
 from sqlalchemy import Select, and_, func, or_, select, text
-from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from rpm.fhir.codes import READING_TYPES
@@ -40,84 +38,52 @@ class ObservationRow:
     resource: dict[str, Any]
 
 
-# The batch travels by binary COPY into a temporary table of the session, then moves into
-# observations in one statement. COPY is the cheapest way in for both sides: binding fifteen
-# arrays of thousands of elements cost the worker twice the CPU and PostgreSQL more time.
-COLUMNS = (
-    "id", "patient_id", "device_id", "reading_type", "code", "effective_at", "value", "components", "unit",
-    "original_value", "original_unit", "gateway_id", "reading_id", "received_at", "resource",
-)  # fmt: skip
-_BATCH_TABLE = "observation_batch"
-# A plain statement, so that it also opens the transaction the COPY then joins.
-_CREATE_BATCH_TABLE = text(
-    f"""
-    do $$ begin
-        if to_regclass('pg_temp.{_BATCH_TABLE}') is null then
-            create temporary table {_BATCH_TABLE} (like observations including defaults) on commit delete rows;
-        end if;
-    end $$
+# One statement for the whole batch: columns travel as arrays, so a batch of thousands
+# of readings costs one round trip, and conflicts on the reading key are skipped.
+_INSERT = text(
     """
-)
-# The rows leave the temporary table as they move, so a second batch in one transaction starts
-# empty. In key order, so two batches inserting the same redelivered readings lock them in the
-# same order and cannot deadlock; conflicts on the reading key are skipped.
-_MOVE_BATCH = text(
-    f"""
-    with moved as (delete from {_BATCH_TABLE} returning *)
-    insert into observations ({", ".join(COLUMNS)})
-    select {", ".join(COLUMNS)} from moved order by gateway_id, reading_id, code
+    insert into observations (id, patient_id, device_id, reading_type, code, effective_at, value,
+        components, unit, original_value, original_unit, gateway_id, reading_id, received_at, resource)
+    select id, patient_id, device_id, reading_type, code, effective_at, value,
+        components::jsonb, unit, original_value::json, original_unit, gateway_id, reading_id,
+        received_at, resource::json
+    from unnest(
+        cast(:id as uuid[]), cast(:patient_id as uuid[]), cast(:device_id as uuid[]),
+        cast(:reading_type as text[]), cast(:code as text[]), cast(:effective_at as timestamptz[]),
+        cast(:value as float8[]), cast(:components as text[]), cast(:unit as text[]),
+        cast(:original_value as text[]), cast(:original_unit as text[]), cast(:gateway_id as text[]),
+        cast(:reading_id as text[]), cast(:received_at as timestamptz[]), cast(:resource as text[])
+    ) as t(id, patient_id, device_id, reading_type, code, effective_at, value, components, unit,
+           original_value, original_unit, gateway_id, reading_id, received_at, resource)
     on conflict on constraint uq_observations_reading do nothing
     returning id
     """
 )
 
 
-def as_sqlalchemy_error(statement: str, error: Exception) -> DBAPIError:
-    """The driver's error from COPY as the SQLAlchemy error every other statement raises: a
-    lost connection is an OperationalError (the ingest worker retries the whole batch), any
-    other failure a DBAPIError (the worker records the batch message by message)."""
-    # Class 57 (operator intervention): the server is shutting down or restarting.
-    lost = asyncpg.exceptions.PostgresConnectionError | asyncpg.exceptions.OperatorInterventionError
-    if isinstance(error, OSError | asyncpg.InterfaceError | lost):
-        return OperationalError(statement, None, error, connection_invalidated=True)
-    return DBAPIError(statement, None, error)
-
-
 async def insert_new(session: AsyncSession, rows: Sequence[ObservationRow]) -> set[uuid.UUID]:
     """Insert the rows whose reading key is new; return the ids actually inserted."""
     if not rows:
         return set()
-    await session.execute(_CREATE_BATCH_TABLE)
-    connection = await (await session.connection()).get_raw_connection()
-    # orjson: the standard encoder was the largest Python cost of a batch.
-    try:
-        await connection.driver_connection.copy_records_to_table(
-            _BATCH_TABLE,
-            columns=COLUMNS,
-            records=[
-                (
-                    r.id,
-                    r.patient_id,
-                    r.device_id,
-                    r.reading_type,
-                    r.code,
-                    r.effective_at,
-                    r.value,
-                    None if r.components is None else orjson.dumps(r.components).decode(),
-                    r.unit,
-                    orjson.dumps(r.original_value).decode(),
-                    r.original_unit,
-                    r.gateway_id,
-                    r.reading_id,
-                    r.received_at,
-                    orjson.dumps(r.resource).decode(),
-                )
-                for r in rows
-            ],
-        )
-    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
-        raise as_sqlalchemy_error(f"COPY {_BATCH_TABLE}", error) from error
-    result = await session.execute(_MOVE_BATCH)
+    params: dict[str, list[Any]] = {
+        "id": [r.id for r in rows],
+        "patient_id": [r.patient_id for r in rows],
+        "device_id": [r.device_id for r in rows],
+        "reading_type": [r.reading_type for r in rows],
+        "code": [r.code for r in rows],
+        "effective_at": [r.effective_at for r in rows],
+        "value": [r.value for r in rows],
+        "components": [None if r.components is None else orjson.dumps(r.components).decode() for r in rows],
+        "unit": [r.unit for r in rows],
+        "original_value": [orjson.dumps(r.original_value).decode() for r in rows],
+        "original_unit": [r.original_unit for r in rows],
+        "gateway_id": [r.gateway_id for r in rows],
+        "reading_id": [r.reading_id for r in rows],
+        "received_at": [r.received_at for r in rows],
+        # orjson: the standard encoder was the largest Python cost of a batch.
+        "resource": [orjson.dumps(r.resource).decode() for r in rows],
+    }
+    result = await session.execute(_INSERT, params)
     return {row[0] for row in result}
 
 

@@ -315,7 +315,10 @@ async def record_messages(
             report.errors += 1
             drafts[number] = recorder.drafts(item, None)
 
-    inserted = await repository.insert_new(session, [d.row for ds in drafts.values() for d in ds])
+    # In key order, so two batches inserting the same redelivered readings lock them in the
+    # same order and cannot deadlock.
+    rows = sorted((d.row for ds in drafts.values() for d in ds), key=lambda r: (r.gateway_id, r.reading_id, r.code))
+    inserted = await repository.insert_new(session, rows)
     stored: list[StoredReading] = []
     breaches: list[Breach] = []
     for number, item in enumerate(linked):

@@ -97,6 +97,13 @@ class EventHub:
             await self._wake.wait()
             self._wake.clear()
             try:
+                if not self.subscribers:
+                    # Nobody to deliver to (most API processes, most of the night): keep the
+                    # position only. A stream that opens later reads what it missed from the
+                    # table, from this position or from its Last-Event-ID.
+                    async with self.sessions() as session:
+                        self.last_id = max(self.last_id, await events.last_id(session))
+                    continue
                 while True:
                     async with self.sessions() as session:
                         found = await events.since(session, self.last_id, None, limit=1000)

@@ -14,7 +14,10 @@ from typing import Any
 import httpx
 import pytest
 
+from api import stream
+from rpm.alerts import events
 from rpm.config import Settings
+from rpm.db import session_factory
 from tests.alerts.test_scenario import enrol, send
 from tests.conftest import ORG_A, ORG_B
 from tests.fixtures.mqtt import reading
@@ -118,3 +121,34 @@ async def test_reconnecting_with_last_event_id_resumes_without_loss(live_api, wo
     assert [e["data"]["occurrences"] for e in resumed.events] == [2, 3]
     assert all(int(e["id"]) > int(opened["id"]) for e in events)
     assert [int(e["id"]) for e in events] == sorted(int(e["id"]) for e in events)
+
+
+async def test_with_no_stream_open_the_hub_keeps_its_place_without_reading_events(
+    engine, live_api, worker, gateway, tokens, monkeypatch
+):
+    """An API process with no stream open reads no events, only the newest id; a stream that
+    opens afterwards still gets the next alert."""
+    hub = stream.EventHub(worker.settings.database_url or "", session_factory(engine))
+    await hub.start()
+    try:
+        reads = []
+        real_since = events.since
+
+        async def counted_since(*args, **kwargs):
+            reads.append(args)
+            return await real_since(*args, **kwargs)
+
+        monkeypatch.setattr(stream.events, "since", counted_since)
+        admin = tokens(ORG_A, "admin")
+        _, serial = await enrol(live_api, admin, ["copd"], "spo2")
+        before = hub.last_id
+        gateway_id = f"hub-{uuid.uuid4().hex[:8]}"
+        await send(gateway, gateway_id, reading("q1", serial, "spo2", datetime.now(UTC).isoformat(), 83, "%"))
+        for _ in range(100):
+            if hub.last_id > before:
+                break
+            await asyncio.sleep(0.05)
+        assert hub.last_id > before, "the hub follows the newest event id"
+        assert reads == [], "with no subscriber, no events are read"
+    finally:
+        await hub.stop()

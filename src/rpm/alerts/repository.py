@@ -95,18 +95,23 @@ async def upsert_breaches(
     return [landed[(g.patient_id, g.rule)] for g in groups]
 
 
-# What the events of an ingest batch carry: each changed alert's columns and its newest
-# evidence as references, in one round trip and without ORM objects.
-_AS_ITEMS = text(
-    """
-    select a.*, array(
+# The references a queue item lists for alert `a`, built by the database as one text[]: its
+# newest `:newest` triggering Observations, oldest first, read backwards on (alert_id,
+# effective_at). An ingest batch that touches forty alerts would otherwise make two thousand
+# Python objects.
+_REFERENCES_OF_A = """
+    array(
         select 'Observation/' || e.observation_id from (
             select o.observation_id, o.effective_at from alert_observations o
             where o.alert_id = a.id order by o.effective_at desc limit :newest
         ) as e order by e.effective_at
-    ) as observations
-    from alerts a where a.id = any(cast(:alert_ids as uuid[]))
-    """
+    )
+"""
+
+# What the events of an ingest batch carry: each changed alert's columns and its references,
+# in one round trip and without ORM objects.
+_AS_ITEMS = text(
+    f"select a.*, {_REFERENCES_OF_A} as observations from alerts a where a.id = any(cast(:alert_ids as uuid[]))"
 ).columns(threshold=JSONB)
 
 
@@ -154,19 +159,7 @@ async def evidence_of(
     return found
 
 
-# The references a queue item lists, built by the database as one text[] per alert: an
-# ingest batch that touches forty alerts would otherwise make two thousand Python objects.
-_NEWEST_REFERENCES = text(
-    """
-    select a.id, array(
-        select 'Observation/' || e.observation_id from (
-            select o.observation_id, o.effective_at from alert_observations o
-            where o.alert_id = a.id order by o.effective_at desc limit :newest
-        ) as e order by e.effective_at
-    )
-    from unnest(cast(:alert_ids as uuid[])) as a(id)
-    """
-)
+_NEWEST_REFERENCES = text(f"select a.id, {_REFERENCES_OF_A} from unnest(cast(:alert_ids as uuid[])) as a(id)")
 
 
 async def evidence_references(

@@ -739,3 +739,60 @@ async def test_a_long_lived_alert_lists_only_its_newest_observations(session):
     assert item.observations == [f"Observation/{oid}" for oid in sent[-service.ITEM_OBSERVATIONS :]]
     detail = await service.detail(session, staff(), alert.id)
     assert [e.observation for e in detail.evidence] == [f"Observation/{oid}" for oid in sent]
+
+
+async def test_each_event_lists_the_newest_observations_including_the_batchs_own(session):
+    # The batch's evidence is stored by the same statement that returns the event's alert:
+    # its references must include what that statement added, and only the newest ones.
+    patient = await enrol(session)
+    sent = [await send(session, patient, 85, at=T0 + n * MINUTE) for n in range(service.ITEM_OBSERVATIONS + 3)]
+    alert = await the_alert(session, patient.id)
+    events = await events_of(session, alert.id)
+    assert [e.kind for e in events] == ["opened"] + ["changed"] * (len(sent) - 1)
+    for number, event in enumerate(events):
+        newest = sent[: number + 1][-service.ITEM_OBSERVATIONS :]
+        assert event.alert["observations"] == [f"Observation/{oid}" for oid in newest], number
+    assert events[-1].alert["observations"] == (await item_of(session, alert)).observations
+
+
+async def test_a_late_reading_lands_in_its_place_among_an_events_references(session):
+    patient = await enrol(session)
+    early, late_time = T0, T0 + 10 * MINUTE
+    first = await send(session, patient, 85, at=early)
+    third = await send(session, patient, 85, at=T0 + 20 * MINUTE)
+    second = await send(session, patient, 85, at=late_time, received_at=T0 + 30 * MINUTE)
+    [*_, event] = await events_of(session, (await the_alert(session, patient.id)).id)
+    assert event.alert["observations"] == [f"Observation/{o}" for o in (first, second, third)]
+
+
+async def test_one_batch_resolves_a_missing_alert_and_opens_a_threshold_alert_with_an_event_each(session):
+    patient = await weight_patient(session)
+    due = C + 24 * HOUR + GRACE + SECOND
+    await service.check_missing(session, due, GRACE)
+    missing = await the_alert(session, patient.id, MISSING_WEIGHT)
+    breach = Breach(
+        patient_id=patient.id,
+        rule="threshold:29463-7:high",
+        level=Level.yellow,
+        value=150.0,
+        unit="kg",
+        threshold={"high": 140},
+        reading_at=due + MINUTE,
+        late=False,
+        thresholds_version=0,
+    )
+    opened = await service.apply_breaches(session, [breach], {(patient.id, "body-weight")}, due + MINUTE)
+    assert opened == ["threshold:29463-7:high"]
+    resolved_events = await events_of(session, missing.id)
+    assert [e.kind for e in resolved_events] == ["opened", "resolved"]
+    assert resolved_events[-1].alert["status"] == "resolved"
+    assert resolved_events[-1].alert["note"] == "reading received"
+    threshold_alert = await the_alert(session, patient.id, "threshold:29463-7:high")
+    [event] = await events_of(session, threshold_alert.id)
+    assert (event.kind, event.alert["value"], event.alert["observations"]) == ("opened", 150.0, [])
+
+
+async def test_a_batch_with_nothing_to_resolve_or_land_changes_no_alert(session):
+    patient = await enrol(session)
+    assert await service.apply_breaches(session, [], {(patient.id, "spo2")}, T0) == []
+    assert await alerts_of(session, patient.id) == []

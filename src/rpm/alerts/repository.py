@@ -17,55 +17,99 @@ from rpm.db import new_id
 from rpm.fhir.codes import READING_TYPES
 from rpm.rules.evaluation import BreachGroup, Evidence
 
-# The upsert of a batch's breaches, one row per (patient, rule): a new alert, or the active
-# one updated. ON CONFLICT on the partial unique index makes concurrent workers serialise here.
-_UPSERT = text(
+# What the rules do to alerts after a batch, in one statement (one round trip, taken while
+# other batches may wait on the same alerts):
+# - `resolved`: active `missing:{type}` alerts that a reading of the type answers;
+# - `landed`: the breaches, one row per (patient, rule): a new alert, or the active one
+#   updated; ON CONFLICT on the partial unique index makes concurrent workers serialise;
+# - `evidence`: the triggering Observations, stored against the alert they landed on.
+# It returns every changed alert with its columns, its change, and its newest `:newest`
+# references: those stored before and those added now (a statement does not see its own
+# inserts). A resolved `missing:` alert and a landed one can never be the same alert.
+_LAND = text(
     """
-    insert into alerts as a (id, patient_id, rule, level, status, escalated, late, opened_at, raised_at,
-        last_reading_at, occurrences, value, unit, threshold, thresholds_version, updated_at)
-    select id, patient_id, rule, level, 'open', false, late, :now, :now,
-        reading_at, occurrences, value, unit, cast(threshold as jsonb), version, :now
-    from unnest(
-        cast(:id as uuid[]), cast(:patient_id as uuid[]), cast(:rule as text[]), cast(:level as text[]),
-        cast(:late as boolean[]), cast(:reading_at as timestamptz[]), cast(:occurrences as integer[]),
-        cast(:value as float8[]), cast(:unit as text[]), cast(:threshold as text[]), cast(:version as integer[])
-    ) as t(id, patient_id, rule, level, late, reading_at, occurrences, value, unit, threshold, version)
-    order by patient_id, rule
-    on conflict (patient_id, rule) where status in ('open', 'acknowledged') do update set
-        occurrences = a.occurrences + excluded.occurrences,
-        raised_at = case when excluded.level = 'red' and a.level = 'yellow' then excluded.raised_at
-                         else a.raised_at end,
-        level = case when a.level = 'red' or excluded.level = 'red' then 'red' else 'yellow' end,
-        threshold = case when excluded.level = 'red' or a.level = 'yellow' then excluded.threshold
-                         else a.threshold end,
-        value = case when excluded.last_reading_at >= a.last_reading_at then excluded.value else a.value end,
-        last_reading_at = greatest(a.last_reading_at, excluded.last_reading_at),
-        thresholds_version = excluded.thresholds_version,
-        updated_at = excluded.updated_at
-    returning a.id, a.patient_id, a.rule, (xmax = 0) as opened
+    with resolved as (
+        update alerts as a
+        set status = 'resolved', resolved_by = 'system', resolved_by_name = 'rpm', resolved_at = :now,
+            note = 'reading received', updated_at = :now
+        from unnest(cast(:resolve_patient_id as uuid[]), cast(:resolve_rule as text[])) as t(patient_id, rule)
+        where a.patient_id = t.patient_id and a.rule = t.rule and a.status in ('open', 'acknowledged')
+        returning a.*, 'resolved' as change
+    ),
+    landed as (
+        insert into alerts as a (id, patient_id, rule, level, status, escalated, late, opened_at, raised_at,
+            last_reading_at, occurrences, value, unit, threshold, thresholds_version, updated_at)
+        select id, patient_id, rule, level, 'open', false, late, :now, :now,
+            reading_at, occurrences, value, unit, cast(threshold as jsonb), version, :now
+        from unnest(
+            cast(:id as uuid[]), cast(:patient_id as uuid[]), cast(:rule as text[]), cast(:level as text[]),
+            cast(:late as boolean[]), cast(:reading_at as timestamptz[]), cast(:occurrences as integer[]),
+            cast(:value as float8[]), cast(:unit as text[]), cast(:threshold as text[]), cast(:version as integer[])
+        ) as t(id, patient_id, rule, level, late, reading_at, occurrences, value, unit, threshold, version)
+        order by patient_id, rule
+        on conflict (patient_id, rule) where status in ('open', 'acknowledged') do update set
+            occurrences = a.occurrences + excluded.occurrences,
+            raised_at = case when excluded.level = 'red' and a.level = 'yellow' then excluded.raised_at
+                             else a.raised_at end,
+            level = case when a.level = 'red' or excluded.level = 'red' then 'red' else 'yellow' end,
+            threshold = case when excluded.level = 'red' or a.level = 'yellow' then excluded.threshold
+                             else a.threshold end,
+            value = case when excluded.last_reading_at >= a.last_reading_at then excluded.value else a.value end,
+            last_reading_at = greatest(a.last_reading_at, excluded.last_reading_at),
+            thresholds_version = excluded.thresholds_version,
+            updated_at = excluded.updated_at
+        returning a.*, case when xmax = 0 then 'opened' else 'changed' end as change
+    ),
+    new_evidence as (
+        select l.id as alert_id, e.observation_id, e.value, e.effective_at
+        from unnest(cast(:evidence_patient_id as uuid[]), cast(:evidence_rule as text[]),
+                    cast(:evidence_observation_id as uuid[]), cast(:evidence_value as float8[]),
+                    cast(:evidence_at as timestamptz[])) as e(patient_id, rule, observation_id, value, effective_at)
+        join landed l on l.patient_id = e.patient_id and l.rule = e.rule
+    ),
+    stored_evidence as (
+        insert into alert_observations (alert_id, observation_id, value, effective_at)
+        select alert_id, observation_id, value, effective_at from new_evidence
+        on conflict do nothing
+    )
+    select a.*, array(
+        select 'Observation/' || r.observation_id from (
+            select u.observation_id, u.effective_at from (
+                (select o.observation_id, o.effective_at from alert_observations o
+                 where o.alert_id = a.id order by o.effective_at desc limit :newest)
+                union
+                select n.observation_id, n.effective_at from new_evidence n where n.alert_id = a.id
+            ) as u order by u.effective_at desc limit :newest
+        ) as r order by r.effective_at
+    ) as observations
+    from (select * from resolved union all select * from landed) as a
     """
-)
+).columns(threshold=JSONB)
 
-# A fixed statement run with many parameter sets: compiled once, not once per breach.
-_ADD_EVIDENCE = text(
-    """
-    insert into alert_observations (alert_id, observation_id, value, effective_at)
-    values (:alert_id, :observation_id, :value, :effective_at)
-    on conflict do nothing
-    """
-)
 
-
-async def upsert_breaches(
-    session: AsyncSession, groups: Sequence[BreachGroup], now: datetime
-) -> list[tuple[uuid.UUID, bool]]:
-    """Land each group of breaches on its alert; (alert id, opened by it) per group, in order."""
-    if not groups:
+async def land(
+    session: AsyncSession,
+    resolve: Collection[tuple[uuid.UUID, str]],
+    groups: Sequence[BreachGroup],
+    now: datetime,
+    *,
+    newest: int,
+) -> list[Row[Any]]:
+    """Resolve the active alerts of the (patient, rule) pairs in `resolve`, and land each group
+    of breaches on its alert. Returns the changed alerts as rows (attributes named like
+    Alert's) with `change` ('resolved', 'opened' or 'changed') and `observations` (the newest
+    `newest` triggering Observations as references, oldest first)."""
+    if not resolve and not groups:
         return []
+    pairs = sorted(resolve, key=lambda pair: (pair[0].bytes, pair[1]))  # lock order of the upsert
+    evidence = [(g.patient_id, g.rule, e) for g in groups for e in g.evidence]
     result = await session.execute(
-        _UPSERT,
+        _LAND,
         {
             "now": now,
+            "newest": newest,
+            "resolve_patient_id": [p for p, _ in pairs],
+            "resolve_rule": [r for _, r in pairs],
             "id": [new_id() for _ in groups],
             "patient_id": [g.patient_id for g in groups],
             "rule": [g.rule for g in groups],
@@ -77,22 +121,14 @@ async def upsert_breaches(
             "unit": [g.unit for g in groups],
             "threshold": [json.dumps(g.threshold) if g.threshold else None for g in groups],
             "version": [g.thresholds_version for g in groups],
+            "evidence_patient_id": [p for p, _, _ in evidence],
+            "evidence_rule": [r for _, r, _ in evidence],
+            "evidence_observation_id": [e.observation_id for _, _, e in evidence],
+            "evidence_value": [e.value for _, _, e in evidence],
+            "evidence_at": [e.effective_at for _, _, e in evidence],
         },
     )
-    landed = {(row.patient_id, row.rule): (row.id, bool(row.opened)) for row in result}
-    evidence = [
-        {
-            "alert_id": landed[(g.patient_id, g.rule)][0],
-            "observation_id": e.observation_id,
-            "value": e.value,
-            "effective_at": e.effective_at,
-        }
-        for g in groups
-        for e in g.evidence
-    ]
-    if evidence:
-        await session.execute(_ADD_EVIDENCE, evidence)
-    return [landed[(g.patient_id, g.rule)] for g in groups]
+    return list(result)
 
 
 # The references a queue item lists for alert `a`, built by the database as one text[]: its
@@ -170,33 +206,6 @@ async def evidence_references(
         return {}
     rows = await session.execute(_NEWEST_REFERENCES, {"alert_ids": list(alert_ids), "newest": newest})
     return {alert_id: references for alert_id, references in rows}
-
-
-# The pairs travel as two arrays: one statement and one plan, however many readings arrived.
-_RESOLVE_MISSING = text(
-    """
-    update alerts as a
-    set status = 'resolved', resolved_by = 'system', resolved_by_name = 'rpm', resolved_at = :now,
-        note = 'reading received', updated_at = :now
-    from unnest(cast(:patient_id as uuid[]), cast(:rule as text[])) as t(patient_id, rule)
-    where a.patient_id = t.patient_id and a.rule = t.rule and a.status in ('open', 'acknowledged')
-    returning a.id
-    """
-)
-
-
-async def resolve_missing(
-    session: AsyncSession, patient_rules: Collection[tuple[uuid.UUID, str]], now: datetime
-) -> list[uuid.UUID]:
-    """Close active `missing:{type}` alerts now that a reading of the type has arrived."""
-    if not patient_rules:
-        return []
-    pairs = sorted(patient_rules)  # lock order shared with the alert upsert
-    rows = await session.scalars(
-        _RESOLVE_MISSING,
-        {"now": now, "patient_id": [p for p, _ in pairs], "rule": [r for _, r in pairs]},
-    )
-    return list(rows)
 
 
 _OPEN_MISSING = text(

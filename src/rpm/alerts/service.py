@@ -65,8 +65,15 @@ async def _emit(session: AsyncSession, changes: Sequence[tuple[str, uuid.UUID]],
     if not changes:
         return
     rows = await repository.with_references(session, {alert_id for _, alert_id in changes}, newest=ITEM_OBSERVATIONS)
-    by_id = {row.id: to_item(row, row.observations) for row in rows}
-    await events.append(session, [(kind, by_id[alert_id].model_dump(mode="json")) for kind, alert_id in changes], now)
+    by_id = {row.id: row for row in rows}
+    await _append_events(session, [(kind, by_id[alert_id]) for kind, alert_id in changes], now)
+
+
+async def _append_events(session: AsyncSession, changes: Sequence[tuple[str, Row[Any]]], now: datetime) -> None:
+    """(kind, alert row with its `observations`) as events."""
+    await events.append(
+        session, [(kind, to_item(row, row.observations).model_dump(mode="json")) for kind, row in changes], now
+    )
 
 
 async def apply_breaches(
@@ -76,30 +83,17 @@ async def apply_breaches(
     now: datetime,
 ) -> list[str]:
     """Open or update alerts for the breaches; resolve missing-measurement alerts that the
-    readings (patient, reading type) answer. Events are appended last. Returns the rule keys
-    of the alerts opened."""
-    changes: list[tuple[str, uuid.UUID]] = []
-    resolved = await repository.resolve_missing(
-        session, {(patient_id, f"missing:{reading_type}") for patient_id, reading_type in readings_received}, now
+    readings (patient, reading type) answer. Events are appended last, one per changed alert.
+    Returns the rule keys of the alerts opened."""
+    changed = await repository.land(
+        session,
+        {(patient_id, f"missing:{reading_type}") for patient_id, reading_type in readings_received},
+        fold_breaches(list(breaches)),
+        now,
+        newest=ITEM_OBSERVATIONS,
     )
-    changes += [("resolved", alert_id) for alert_id in resolved]
-    groups = fold_breaches(list(breaches))
-    opened_rules = []
-    for group, (alert_id, opened) in zip(groups, await repository.upsert_breaches(session, groups, now), strict=True):
-        changes.append(("opened" if opened else "changed", alert_id))
-        if opened:
-            opened_rules.append(group.rule)
-    await _emit(session, _collapse(changes), now)
-    return opened_rules
-
-
-def _collapse(changes: list[tuple[str, uuid.UUID]]) -> list[tuple[str, uuid.UUID]]:
-    """One event per alert per transaction: later updates are part of its `opened`."""
-    kinds: dict[uuid.UUID, str] = {}
-    for kind, alert_id in changes:
-        if kinds.get(alert_id) in (None, "changed"):
-            kinds[alert_id] = kind
-    return [(kind, alert_id) for alert_id, kind in kinds.items()]
+    await _append_events(session, [(row.change, row) for row in changed], now)
+    return [row.rule for row in changed if row.change == "opened"]
 
 
 async def check_missing(session: AsyncSession, now: datetime, grace: timedelta) -> int:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+import sys
 import urllib.request
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -344,3 +346,15 @@ async def test_a_poison_message_is_left_unacknowledged_and_the_others_go_through
     assert len(answered) == 3
     assert worker.metrics.batch_failures._value.get() == 2  # the batch of three, then the poison alone
     assert worker.metrics.message_failures._value.get() == 1
+
+
+def test_the_worker_process_freezes_its_startup_objects_and_collects_rarely():
+    # In a child process: the settings are process-wide and must not leak into the test session.
+    code = (
+        "import gc\n"
+        "from ingest.worker import tune_garbage_collection\n"
+        "tune_garbage_collection()\n"
+        "print(gc.get_freeze_count() > 1000, gc.get_threshold())\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert done.stdout.split("\n")[0] == "True (50000, 20, 10)"

@@ -39,7 +39,7 @@ from rpm.observations.readings import (
 from rpm.rejections import repository as rejections
 from rpm.rules.bands import Level
 from rpm.rules.evaluation import Breach, judgements_for, threshold_breaches
-from rpm.rules.service import StoredReading, raise_alerts, thresholds_for
+from rpm.rules.service import raise_alerts, thresholds_for
 from rpm.rules.thresholds import EffectiveThresholds
 
 log = logging.getLogger("rpm.ingest")
@@ -319,7 +319,7 @@ async def record_messages(
     # same order and cannot deadlock.
     rows = sorted((d.row for ds in drafts.values() for d in ds), key=lambda r: (r.gateway_id, r.reading_id, r.code))
     inserted = await repository.insert_new(session, rows)
-    stored: list[StoredReading] = []
+    stored: list[repository.ObservationRow] = []
     breaches: list[Breach] = []
     for number, item in enumerate(linked):
         first = drafts[number][0].row
@@ -329,19 +329,10 @@ async def record_messages(
             continue
         item.outcome.results[item.index] = _result(item.reading.reading_id)
         item.outcome.accepted.append(item.reading)
-        for draft in drafts[number]:
-            breaches += draft.breaches
-            stored.append(
-                StoredReading(
-                    draft.row.patient_id,
-                    draft.row.id,
-                    draft.row.reading_type,
-                    draft.row.code,
-                    draft.row.value,
-                    draft.row.effective_at,
-                    draft.row.received_at,
-                )
-            )
+        if rules:
+            for draft in drafts[number]:
+                breaches += draft.breaches
+                stored.append(draft.row)
 
     for gateway, status, at in recorder.statuses:
         await gateways.set_status(session, gateway, status, at)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
+
+INF = math.inf
 
 
 class Level(StrEnum):
@@ -51,10 +54,21 @@ class Band:
         )
 
 
+def _edges(band: Band) -> tuple[float, float]:
+    return (-INF if band.low is None else band.low, INF if band.high is None else band.high)
+
+
 @dataclass(frozen=True)
 class QuantityBands:
     yellow: Band = Band()
     red: Band = Band()
+    # Both bands' edges with open sides as infinities: judging a value inside both (nearly
+    # every reading) is then two chained comparisons.
+    inside: tuple[float, float, float, float] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        red, yellow = self.red, self.yellow
+        object.__setattr__(self, "inside", (*_edges(red), *_edges(yellow)))
 
     def merged_with(self, other: QuantityBands) -> QuantityBands:
         return QuantityBands(yellow=self.yellow.merged_with(other.yellow), red=self.red.merged_with(other.red))
@@ -96,6 +110,9 @@ GREEN = Judgement(Level.green, None, None)
 
 def judge(value: float, bands: QuantityBands) -> Judgement:
     """Red if strictly outside the red band; otherwise yellow if strictly outside yellow."""
+    red_low, red_high, yellow_low, yellow_high = bands.inside
+    if red_low <= value <= red_high and yellow_low <= value <= yellow_high:
+        return GREEN
     side = bands.red.side_left(value)
     if side is not None:
         return Judgement(Level.red, side, {side: getattr(bands.red, side)})

@@ -5,9 +5,8 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -88,17 +87,23 @@ async def change_thresholds(
     return thresholds.as_dict()
 
 
-@dataclass(slots=True)  # built for every reading: no frozen-init cost
-class StoredReading:
-    """An Observation just stored, with what the rules need to judge it."""
+class StoredReading(Protocol):
+    """An Observation just stored, as far as the rules need it (the ingest path's row)."""
 
-    patient_id: uuid.UUID
-    observation_id: uuid.UUID
-    reading_type: str
-    code: str
-    value: float | None
-    effective_at: datetime
-    received_at: datetime
+    @property
+    def patient_id(self) -> uuid.UUID: ...
+    @property
+    def id(self) -> uuid.UUID: ...
+    @property
+    def reading_type(self) -> str: ...
+    @property
+    def code(self) -> str: ...
+    @property
+    def value(self) -> float | None: ...
+    @property
+    def effective_at(self) -> datetime: ...
+    @property
+    def received_at(self) -> datetime: ...
 
 
 async def weight_gain_breaches(
@@ -116,15 +121,15 @@ async def weight_gain_breaches(
     if not judged:
         return []
     extremes = await repository.weight_extremes(
-        session, [(r.observation_id, r.patient_id, r.effective_at, rule.window_hours) for r, rule in judged]
+        session, [(r.id, r.patient_id, r.effective_at, rule.window_hours) for r, rule in judged]
     )
     breaches = []
     for reading, rule in judged:
         assert reading.value is not None
         breach = weight_gain_breach(
             patient_id=reading.patient_id,
-            reading=Evidence(reading.observation_id, reading.value, reading.effective_at),
-            neighbours=[Evidence(oid, value, at) for oid, at, value in extremes[reading.observation_id]],
+            reading=Evidence(reading.id, reading.value, reading.effective_at),
+            neighbours=[Evidence(oid, value, at) for oid, at, value in extremes[reading.id]],
             rule=rule,
             received_at=reading.received_at,
             thresholds_version=thresholds[reading.patient_id].version,

@@ -14,6 +14,7 @@ import contextlib
 import gc
 import logging
 import signal
+from collections import deque
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
@@ -69,18 +70,19 @@ class IngestWorker:
         """Process batches until asked to stop, then drain and close."""
         checks = asyncio.create_task(self._periodic_checks()) if self.settings.rules_enabled else None
         try:
-            pending: asyncio.Task[None] | None = None
+            # Up to `ingest_batches_in_flight` batches overlap: while older ones wait for
+            # PostgreSQL, the newest is checked and judged. Each acknowledges only after the one
+            # before it, so acks still leave in the order messages arrived.
+            in_flight: deque[asyncio.Task[None]] = deque()
             while not self._stopping.is_set():
-                batch = await self._next_batch(in_flight=pending)
+                newest = in_flight[-1] if in_flight else None
+                batch = await self._next_batch(in_flight=newest)
                 if batch:
-                    # Two batches overlap: this one is checked and sent to PostgreSQL while the
-                    # previous one commits. Acks still leave in the order messages arrived.
-                    task = asyncio.create_task(self._process(batch, after=pending))
-                    if pending is not None:
-                        await pending
-                    pending = task
-            if pending is not None:
-                await pending
+                    in_flight.append(asyncio.create_task(self._process(batch, after=newest)))
+                while in_flight and (len(in_flight) >= self.settings.ingest_batches_in_flight or in_flight[0].done()):
+                    await in_flight.popleft()
+            for task in in_flight:
+                await task
             await self._drain()
         finally:
             if checks is not None:

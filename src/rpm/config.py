@@ -48,6 +48,7 @@ class Settings(BaseSettings):
     # batch before it is still being recorded.
     ingest_batch_readings: Annotated[int, Field(ge=1, le=20000)] = 2000
     ingest_flush_ms: Annotated[int, Field(ge=1, le=10000)] = 50
+    ingest_batches_in_flight: Annotated[int, Field(ge=1, le=8)] = 3
     ingest_queue_messages: Annotated[int, Field(ge=1)] = 5000
     ingest_drain_seconds: Annotated[float, Field(ge=0)] = 10.0
     metrics_port: Annotated[int, Field(ge=0, le=65535)] = 9464

@@ -358,3 +358,40 @@ def test_the_worker_process_freezes_its_startup_objects_and_collects_rarely():
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert done.stdout.split("\n")[0] == "True (50000, 20, 10)"
+
+
+async def test_batches_overlap_up_to_the_setting_and_acks_keep_the_arrival_order(
+    settings: Settings, gateway, committed, monkeypatch
+):
+    worker = IngestWorker(settings.model_copy(update={"ingest_batches_in_flight": 3, "ingest_batch_readings": 1}))
+    await worker.start()
+    task = asyncio.create_task(worker.run())
+    try:
+        while not worker.ready():
+            await asyncio.sleep(0.05)
+        [scale] = await enrol_with_devices(committed, ORG_A, ["body-weight"])
+        real, started, held = worker._record, [], asyncio.Event()
+
+        async def first_one_slow(batch):
+            [delivery] = batch
+            started.append(json.loads(delivery.message.payload)["id"])
+            if started[-1] == "r-0":
+                await held.wait()
+            return await real(batch)
+
+        monkeypatch.setattr(worker, "_record", first_one_slow)
+        hub = f"hub-{uuid.uuid4().hex[:8]}"
+        for number in range(6):  # one batch each: the setting allows one reading per batch
+            gateway.publish(hub, reading(f"r-{number}", scale.serial, "body-weight", iso(NOW), 80 + number, "kg"))
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(0.5)
+        assert started == ["r-0", "r-1", "r-2"]  # three in flight; the fourth waits for the first
+        assert gateway.answered() == 0  # r-1 and r-2 are committed, but acks wait for r-0's
+        held.set()
+        answered = await acks(gateway, 6)
+    finally:
+        worker.request_stop()
+        await asyncio.wait_for(task, 15)
+    assert [document["results"] for _, document in answered] == [
+        [{"id": f"r-{number}", "status": "accepted"}] for number in range(6)
+    ]

@@ -19,7 +19,7 @@ from rpm.fhir.codes import (
     UCUM,
 )
 from rpm.observations.readings import ObservationDraft
-from rpm.rules.bands import Band, Judgement
+from rpm.rules.bands import GREEN, Band, Judgement
 
 INTERPRETATION_SYSTEM = "http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation"
 INTERPRETATION_DISPLAY = {"N": "Normal", "L": "Low", "H": "High", "LL": "Critical low", "HH": "Critical high"}
@@ -42,16 +42,26 @@ _INTERPRETATIONS = {
 }
 
 
+_NORMAL = _INTERPRETATIONS["N"]
+
+
 def interpretation(judgement: Judgement) -> list[dict[str, Any]]:
-    return _INTERPRETATIONS[judgement.interpretation]
+    return _NORMAL if judgement is GREEN else _INTERPRETATIONS[judgement.interpretation]
 
 
-@functools.cache
 def reference_range(band: Band | None, unit: str) -> list[dict[str, Any]]:
     """The patient's yellow band: inside it the value is within the patient's targets."""
-    if band is None or (band.low is None and band.high is None):
+    if band is None:
         return []
-    reference: dict[str, Any] = {side: quantity(value, unit) for side, value in band.as_dict().items()}
+    return _reference_range(band.low, band.high, unit)  # plain values: a dataclass hashes in Python
+
+
+@functools.lru_cache(maxsize=4096)
+def _reference_range(low: float | None, high: float | None, unit: str) -> list[dict[str, Any]]:
+    sides = {"low": low, "high": high}
+    reference: dict[str, Any] = {side: quantity(value, unit) for side, value in sides.items() if value is not None}
+    if not reference:
+        return []
     reference["text"] = "the patient's yellow band"
     return [reference]
 

@@ -37,8 +37,7 @@ from rpm.observations.readings import (
     validate_reading,
 )
 from rpm.rejections import repository as rejections
-from rpm.rules.bands import Level
-from rpm.rules.evaluation import Breach, judgements_for, threshold_breaches
+from rpm.rules.evaluation import Breach, all_green, judgements_for, threshold_breaches
 from rpm.rules.service import raise_alerts, thresholds_for
 from rpm.rules.thresholds import EffectiveThresholds
 
@@ -248,7 +247,7 @@ class _Recorder:
                     received_at=item.message.received_at,
                     thresholds=thresholds,
                 )
-                if thresholds and judgements and any(j.level is not Level.green for j in judgements.values())
+                if thresholds and judgements and not all_green(judgements)
                 else []
             )
             drafts.append(

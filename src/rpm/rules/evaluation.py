@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from rpm.rules.bands import Judgement, Level, QuantityBands, WeightGain, judge, judge_gain
+from rpm.rules.bands import GREEN, Judgement, Level, QuantityBands, WeightGain, judge, judge_gain
 from rpm.rules.thresholds import EffectiveThresholds
 from rpm.units import DECIMALS
 
@@ -43,6 +43,13 @@ NO_BANDS = QuantityBands()  # a code no template covers: always green
 def judgements_for(values: dict[str, float], thresholds: EffectiveThresholds) -> dict[str, Judgement]:
     bands = thresholds.bands
     return {code: judge(value, bands.get(code, NO_BANDS)) for code, value in values.items()}
+
+
+def all_green(judgements: dict[str, Judgement]) -> bool:
+    for judgement in judgements.values():
+        if judgement is not GREEN:
+            return False
+    return True
 
 
 def threshold_breaches(

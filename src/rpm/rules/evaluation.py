@@ -46,6 +46,8 @@ def judgements_for(values: dict[str, float], thresholds: EffectiveThresholds) ->
 
 
 def all_green(judgements: dict[str, Judgement]) -> bool:
+    """`judge` answers every in-band value with the shared GREEN; a green made elsewhere only
+    costs a call of `threshold_breaches`, which checks levels itself."""
     for judgement in judgements.values():
         if judgement is not GREEN:
             return False

@@ -14,8 +14,34 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from rpm.alerts.models import ACTIVE, Alert
 from rpm.db import new_id
-from rpm.fhir.codes import READING_TYPES
+from rpm.fhir.codes import READING_TYPE_OF_CODE
 from rpm.rules.evaluation import BreachGroup, Evidence
+
+# The references a queue item lists for alert `a`, built by the database as one text[]: its
+# newest `:newest` triggering Observations, oldest first, read backwards on (alert_id,
+# effective_at). An ingest batch that touches forty alerts would otherwise make two thousand
+# Python objects.
+_STORED_EVIDENCE_OF_A = "select o.observation_id, o.effective_at from alert_observations o where o.alert_id = a.id"
+
+
+def _references_of_a(evidence: str = _STORED_EVIDENCE_OF_A) -> str:
+    """The references fragment over `evidence`, a query of (observation_id, effective_at) rows
+    of alert `a`: by default what is stored."""
+    return f"""
+    array(
+        select 'Observation/' || e.observation_id from (
+            {evidence} order by effective_at desc limit :newest
+        ) as e order by e.effective_at
+    )
+    """
+
+
+# The stored evidence of `a` (the newest, still on the index) and what `new_evidence` adds.
+_STORED_AND_NEW_EVIDENCE_OF_A = f"""
+    ({_STORED_EVIDENCE_OF_A} order by o.effective_at desc limit :newest)
+    union
+    select n.observation_id, n.effective_at from new_evidence n where n.alert_id = a.id
+"""
 
 # What the rules do to alerts after a batch, in one statement (one round trip, taken while
 # other batches may wait on the same alerts):
@@ -27,7 +53,7 @@ from rpm.rules.evaluation import BreachGroup, Evidence
 # references: those stored before and those added now (a statement does not see its own
 # inserts). A resolved `missing:` alert and a landed one can never be the same alert.
 _LAND = text(
-    """
+    f"""
     with resolved as (
         update alerts as a
         set status = 'resolved', resolved_by = 'system', resolved_by_name = 'rpm', resolved_at = :now,
@@ -72,16 +98,7 @@ _LAND = text(
         select alert_id, observation_id, value, effective_at from new_evidence
         on conflict do nothing
     )
-    select a.*, array(
-        select 'Observation/' || r.observation_id from (
-            select u.observation_id, u.effective_at from (
-                (select o.observation_id, o.effective_at from alert_observations o
-                 where o.alert_id = a.id order by o.effective_at desc limit :newest)
-                union
-                select n.observation_id, n.effective_at from new_evidence n where n.alert_id = a.id
-            ) as u order by u.effective_at desc limit :newest
-        ) as r order by r.effective_at
-    ) as observations
+    select a.*, {_references_of_a(_STORED_AND_NEW_EVIDENCE_OF_A)} as observations
     from (select * from resolved union all select * from landed) as a
     """
 ).columns(threshold=JSONB)
@@ -131,23 +148,10 @@ async def land(
     return list(result)
 
 
-# The references a queue item lists for alert `a`, built by the database as one text[]: its
-# newest `:newest` triggering Observations, oldest first, read backwards on (alert_id,
-# effective_at). An ingest batch that touches forty alerts would otherwise make two thousand
-# Python objects.
-_REFERENCES_OF_A = """
-    array(
-        select 'Observation/' || e.observation_id from (
-            select o.observation_id, o.effective_at from alert_observations o
-            where o.alert_id = a.id order by o.effective_at desc limit :newest
-        ) as e order by e.effective_at
-    )
-"""
-
 # What the events of an ingest batch carry: each changed alert's columns and its references,
 # in one round trip and without ORM objects.
 _AS_ITEMS = text(
-    f"select a.*, {_REFERENCES_OF_A} as observations from alerts a where a.id = any(cast(:alert_ids as uuid[]))"
+    f"select a.*, {_references_of_a()} as observations from alerts a where a.id = any(cast(:alert_ids as uuid[]))"
 ).columns(threshold=JSONB)
 
 
@@ -195,7 +199,7 @@ async def evidence_of(
     return found
 
 
-_NEWEST_REFERENCES = text(f"select a.id, {_REFERENCES_OF_A} from unnest(cast(:alert_ids as uuid[])) as a(id)")
+_NEWEST_REFERENCES = text(f"select a.id, {_references_of_a()} from unnest(cast(:alert_ids as uuid[])) as a(id)")
 
 
 async def evidence_references(
@@ -238,8 +242,8 @@ async def open_missing(session: AsyncSession, now: datetime, grace: timedelta) -
             "grace": grace,
             "grace_hours": grace.total_seconds() / 3600,
             # A reading type is one LOINC code: the (patient, code, time) index answers.
-            "types": list(READING_TYPES),
-            "codes": [t.code for t in READING_TYPES.values()],
+            "types": list(READING_TYPE_OF_CODE.values()),
+            "codes": list(READING_TYPE_OF_CODE),
         },
     )
     return list(rows)

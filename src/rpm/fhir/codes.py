@@ -112,6 +112,8 @@ READING_TYPES: dict[str, ReadingType] = {
 BLOOD_PRESSURE_PULSE_KEY = "pulse"
 
 CODES_BY_LOINC: dict[str, Quantity] = {q.code: q for t in READING_TYPES.values() for q in t.components.values()}
+# A reading type is one LOINC code (a blood pressure's pulse is stored as a heart rate).
+READING_TYPE_OF_CODE: dict[str, str] = {t.code: name for name, t in READING_TYPES.items()}
 
 
 def known_reading_type(value: str) -> str:

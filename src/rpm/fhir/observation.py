@@ -58,10 +58,10 @@ def reference_range(band: Band | None, unit: str) -> list[dict[str, Any]]:
 
 @functools.lru_cache(maxsize=4096)
 def _reference_range(low: float | None, high: float | None, unit: str) -> list[dict[str, Any]]:
-    sides = {"low": low, "high": high}
-    reference: dict[str, Any] = {side: quantity(value, unit) for side, value in sides.items() if value is not None}
-    if not reference:
+    sides = Band(low=low, high=high).as_dict()
+    if not sides:
         return []
+    reference: dict[str, Any] = {side: quantity(value, unit) for side, value in sides.items()}
     reference["text"] = "the patient's yellow band"
     return [reference]
 

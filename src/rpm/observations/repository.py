@@ -12,11 +12,8 @@ import orjson
 from sqlalchemy import Select, and_, func, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from rpm.fhir.codes import READING_TYPES
+from rpm.fhir.codes import READING_TYPE_OF_CODE
 from rpm.observations.models import Observation
-
-# A reading type is one LOINC code (a blood pressure's pulse is stored as a heart rate).
-TYPE_OF_CODE = {reading_type.code: name for name, reading_type in READING_TYPES.items()}
 
 
 @dataclass(slots=True)  # built for every reading: no frozen-init cost
@@ -170,5 +167,5 @@ async def last_reading_times(
     )
     found: dict[uuid.UUID, dict[str, datetime]] = {}
     for patient_id, code, last in rows:
-        found.setdefault(patient_id, {})[TYPE_OF_CODE[code]] = last
+        found.setdefault(patient_id, {})[READING_TYPE_OF_CODE[code]] = last
     return found

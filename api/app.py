@@ -12,18 +12,28 @@ import httpx
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from pydantic import BaseModel
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api import errors
 from api.fhir.router import router as fhir_router
-from api.routers import alerts, audit, devices, patients, rejected, thresholds
+from api.routers import alerts, audit, course, devices, gateways, patients, rejected, thresholds
 from api.stream import EventHub
 from rpm.access.tokens import TokenVerifier
 from rpm.config import Settings
 from rpm.db import create_engine, database_url, require_migrated, session_factory
 
 log = logging.getLogger("rpm.api")
+
+
+class Health(BaseModel):
+    status: str
+
+
+class Readiness(BaseModel):
+    status: str
+    database: str
 
 
 class ApiMetrics:
@@ -78,25 +88,32 @@ def create_app(settings: Settings, *, engine: AsyncEngine | None = None) -> Fast
         return response
 
     app.include_router(patients.router)
+    app.include_router(course.router)
     app.include_router(thresholds.router)
     app.include_router(devices.router)
+    app.include_router(gateways.router)
     app.include_router(alerts.router)
     app.include_router(rejected.router)
     app.include_router(audit.router)
     app.include_router(fhir_router)
 
-    @app.get("/healthz", tags=["operations"])
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+    @app.get("/healthz", tags=["operations"], response_model=Health)
+    async def healthz() -> Health:
+        return Health(status="ok")
 
-    @app.get("/readyz", tags=["operations"])
+    @app.get(
+        "/readyz",
+        tags=["operations"],
+        response_model=Readiness,
+        responses={503: {"model": Readiness, "description": "the database cannot be reached"}},
+    )
     async def readyz(request: Request) -> JSONResponse:
         try:
             async with request.app.state.engine.connect() as connection:
                 await connection.execute(text("select 1"))
         except Exception as error:  # any failure to reach the database means not ready
-            return JSONResponse({"status": "not ready", "database": str(error)[:200]}, 503)
-        return JSONResponse({"status": "ready", "database": "ok"})
+            return JSONResponse(Readiness(status="not ready", database=str(error)[:200]).model_dump(), 503)
+        return JSONResponse(Readiness(status="ready", database="ok").model_dump())
 
     @app.get("/metrics", tags=["operations"], include_in_schema=False)
     async def prometheus() -> Response:

@@ -25,6 +25,7 @@ from ingest.metrics import IngestMetrics, serve
 from rpm.alerts import service as alerts
 from rpm.config import Settings
 from rpm.db import create_engine, require_migrated, session_factory
+from rpm.gateways import repository as gateways
 from rpm.observations.service import MessageOutcome, RulesReport, record_messages
 
 log = logging.getLogger("rpm.ingest")
@@ -45,6 +46,10 @@ class IngestWorker:
         self.sessions: async_sessionmaker[AsyncSession] | None = None
         self.bridge: MqttBridge | None = None
         self._stopping = asyncio.Event()
+        # When each gateway's newest message arrived, since it was last written down: kept
+        # here and written every few seconds, not in each batch's transaction, where two
+        # workers would wait on each other's gateway rows.
+        self._heard_from: dict[str, datetime] = {}
 
     async def start(self) -> None:
         self.engine = create_engine(self.settings, "rpm-ingest", pre_ping=False)
@@ -69,6 +74,7 @@ class IngestWorker:
     async def run(self) -> None:
         """Process batches until asked to stop, then drain and close."""
         checks = asyncio.create_task(self._periodic_checks()) if self.settings.rules_enabled else None
+        activity = asyncio.create_task(self._periodic_gateway_activity())
         try:
             # Up to `ingest_batches_in_flight` batches overlap: while older ones wait for
             # PostgreSQL, the newest is checked and judged. Each acknowledges only after the one
@@ -85,10 +91,12 @@ class IngestWorker:
                 await task
             await self._drain()
         finally:
-            if checks is not None:
-                checks.cancel()
+            for task in [activity] if checks is None else [checks, activity]:
+                task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
-                    await checks
+                    await task
+            with contextlib.suppress(Exception):
+                await self.record_gateway_activity()
             await self._close()
 
     async def run_checks(self, now: datetime) -> tuple[int, int]:
@@ -117,6 +125,29 @@ class IngestWorker:
                 log.exception("periodic rule checks failed")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), self.settings.rules_check_seconds)
+
+    async def record_gateway_activity(self) -> None:
+        """Write down when each gateway was last heard from; kept for next time on failure."""
+        if not self._heard_from:
+            return
+        assert self.sessions is not None
+        heard, self._heard_from = self._heard_from, {}
+        try:
+            async with self.sessions() as session, session.begin():
+                await gateways.heard_from(session, heard)
+        except BaseException:
+            for gateway_id, at in heard.items():
+                self._heard_from[gateway_id] = max(at, self._heard_from.get(gateway_id, at))
+            raise
+
+    async def _periodic_gateway_activity(self) -> None:
+        while not self._stopping.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), self.settings.gateway_activity_seconds)
+            try:
+                await self.record_gateway_activity()
+            except Exception:  # an operator's view only: the next round tries again
+                log.exception("recording gateway activity failed")
 
     async def _next_batch(self, in_flight: asyncio.Task[None] | None) -> list[Delivery]:
         """The next batch; empty when asked to stop.
@@ -222,7 +253,12 @@ class IngestWorker:
         assert self.bridge is not None
         committed = datetime.now(UTC)
         readings = 0
+        heard_from = self._heard_from
         for delivery, outcome in zip(batch, outcomes, strict=True):
+            if outcome.gateway_id is not None:
+                received = delivery.message.received_at
+                if heard_from.get(outcome.gateway_id, received) <= received:
+                    heard_from[outcome.gateway_id] = received
             if outcome.answered and outcome.gateway_id is not None:
                 self.bridge.publish_ack(outcome.gateway_id, outcome.results)
             self.bridge.acknowledge(delivery)

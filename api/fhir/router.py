@@ -1,4 +1,8 @@
-"""The FHIR R4 facade: Observation search and read, Patient, Device, CapabilityStatement."""
+"""The FHIR R4 facade: Observation, Patient and Device read and search, CapabilityStatement.
+
+Every answer is `application/fhir+json`; every error an OperationOutcome (api.errors).
+Access and audit are those of the JSON API: the same services answer both.
+"""
 
 from __future__ import annotations
 
@@ -9,21 +13,32 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
+from pydantic import AwareDatetime, BaseModel, ConfigDict
 
 from api.deps import ActorDep, SessionDep
 from api.errors import FHIR_JSON
 from api.fhir import search
-from api.pagination import decode_cursor, encode_cursor
+from api.pagination import Cursor
 from rpm.devices import service as devices
-from rpm.errors import InvalidInput
+from rpm.errors import InvalidInput, NotFound
 from rpm.fhir.resources import capability_statement, device_resource, patient_resource, searchset
 from rpm.observations import service as observations
 from rpm.observations.repository import SearchCursor
 from rpm.patients import service as patients
 
 router = APIRouter(prefix="/fhir", tags=["fhir"])
-OBSERVATION_PARAMS = {"patient", "subject", "code", "date", "_count", "_sort", "_cursor", "_format"}
 STARTED = datetime.now(UTC)
+SearchPosition = tuple[AwareDatetime, uuid.UUID]  # the last Observation's time and id
+SEARCH_CURSOR: Cursor[SearchPosition] = Cursor(SearchPosition, parameter="_cursor")
+
+
+class FhirResource(BaseModel):
+    """A FHIR R4 resource as JSON (documented here; the facade's tests validate each one with
+    the `fhir.resources` models)."""
+
+    model_config = ConfigDict(extra="allow")
+    resourceType: str
+    id: str | None = None
 
 
 class FhirResponse(JSONResponse):
@@ -34,74 +49,115 @@ def _base(request: Request) -> str:
     return str(request.base_url).rstrip("/") + "/fhir"
 
 
-@router.get("/metadata", response_class=FhirResponse)
-async def metadata(request: Request) -> dict[str, Any]:
-    return capability_statement(_base(request), STARTED)
+def _id(text: str, kind: str) -> uuid.UUID:
+    """Ids are UUIDs; anything else names no resource."""
+    try:
+        return uuid.UUID(text)
+    except ValueError:
+        raise NotFound("not_found", f"no such {kind}") from None
 
 
-@router.get("/Observation", response_class=FhirResponse)
-async def search_observations(request: Request, session: SessionDep, actor: ActorDep) -> dict[str, Any]:
+def _one(request: Request, name: str) -> str | None:
+    values = request.query_params.getlist(name)
+    if len(values) > 1:
+        raise search.BadSearch("invalid_search", f"{name}: give it once")
+    return values[0] if values else None
+
+
+def _searchset(request: Request, resources: list[dict[str, Any]], next_url: str | None = None) -> FhirResponse:
+    base = _base(request)
+    self_url = f"{base}{request.url.path.removeprefix('/fhir')}" + (
+        f"?{request.url.query}" if request.url.query else ""
+    )
+    return FhirResponse(searchset(resources, base, self_url, next_url))
+
+
+@router.get("/metadata", response_model=FhirResource, response_class=FhirResponse)
+async def metadata(request: Request) -> FhirResponse:
+    """The CapabilityStatement: exactly the interactions and search parameters implemented."""
+    return FhirResponse(capability_statement(_base(request), STARTED, search.RESOURCES))
+
+
+@router.get("/Observation", response_model=FhirResource, response_class=FhirResponse)
+async def search_observations(request: Request, session: SessionDep, actor: ActorDep) -> FhirResponse:
+    """A searchset Bundle, newest first by default, with a `next` link while there is more."""
     params = request.query_params
-    unknown = sorted(set(params) - OBSERVATION_PARAMS)
-    if unknown:
-        raise search.BadSearch("invalid_search", f"unsupported search parameter {unknown[0]!r}")
-    subject = params.get("patient") or params.get("subject")
-    patient_id = search.patient_reference(subject) if subject else None
-    sort = params.get("_sort", "-date")
+    search.check_parameters("Observation", set(params), dict(params))
+    if "patient" in params and "subject" in params:
+        raise search.BadSearch("invalid_search", "patient and subject name the same thing: give one")
+    subject = _one(request, "patient") or _one(request, "subject")
+    sort = _one(request, "_sort") or "-date"
     if sort not in ("date", "-date"):
         raise search.BadSearch("invalid_search", "_sort: date or -date")
-    try:
-        count = int(params.get("_count", "50"))
-    except ValueError:
-        raise search.BadSearch("invalid_search", "_count: a number from 1 to 500") from None
-    if not 1 <= count <= 500:
+    count_text = _one(request, "_count") or "50"
+    if not count_text.isdigit() or not 1 <= int(count_text) <= 500:
         raise search.BadSearch("invalid_search", "_count: a number from 1 to 500")
+    count = int(count_text)
+    codes = search.codes(params.getlist("code"))
+    allowed = search.categories(params.getlist("category"))
+    if allowed is not None:
+        codes = [c for c in (codes if codes is not None else allowed) if c in allowed]
     try:
-        position = decode_cursor(params.get("_cursor"))
-        after = SearchCursor(datetime.fromisoformat(position[0]), uuid.UUID(position[1])) if position else None
-    except (InvalidInput, ValueError, TypeError, IndexError, KeyError, AttributeError):
-        raise search.BadSearch("invalid_search", "_cursor: not a cursor this server gave out") from None
-
+        position = SEARCH_CURSOR.decode(_one(request, "_cursor"))
+    except InvalidInput as error:
+        raise search.BadSearch("invalid_search", "_cursor: not a cursor this server gave out") from error
     found = await observations.search_observations(
         session,
         actor,
-        patient_id=patient_id,
-        codes=search.codes(params.getlist("code")),
+        patient_id=search.patient_reference(subject) if subject else None,
+        codes=codes,
         dates=search.date_bounds(params.getlist("date")),
         newest_first=sort == "-date",
-        after=after,
+        after=SearchCursor(*position) if position else None,
         limit=count + 1,
     )
-    base = _base(request)
     next_url = None
     if len(found) > count:
         found = found[:count]
         last = found[-1]
         kept = [(k, v) for k, v in params.multi_items() if k != "_cursor"]
-        cursor = encode_cursor([last.effective_at.isoformat(), str(last.id)])
-        next_url = f"{base}/Observation?{urlencode([*kept, ('_cursor', cursor)])}"
-    self_url = f"{base}/Observation" + (f"?{request.url.query}" if request.url.query else "")
-    return searchset([o.resource for o in found], base, self_url, next_url)
+        cursor = SEARCH_CURSOR.encode((last.effective_at, last.id))
+        next_url = f"{_base(request)}/Observation?{urlencode([*kept, ('_cursor', cursor)])}"
+    return _searchset(request, [o.resource for o in found], next_url)
 
 
-@router.get("/Observation/{observation_id}", response_class=FhirResponse)
-async def read_observation(observation_id: uuid.UUID, session: SessionDep, actor: ActorDep) -> dict[str, Any]:
-    return await observations.read_observation(session, actor, observation_id)
+@router.get("/Observation/{observation_id}", response_model=FhirResource, response_class=FhirResponse)
+async def read_observation(observation_id: str, session: SessionDep, actor: ActorDep) -> FhirResponse:
+    found = await observations.read_observation(session, actor, _id(observation_id, "Observation"))
+    return FhirResponse(found)
 
 
-@router.get("/Patient/{patient_id}", response_class=FhirResponse)
-async def read_patient(patient_id: uuid.UUID, session: SessionDep, actor: ActorDep) -> dict[str, Any]:
-    return patient_resource(await patients.read_model(session, actor, patient_id))
+@router.get("/Patient/{patient_id}", response_model=FhirResource, response_class=FhirResponse)
+async def read_patient(patient_id: str, session: SessionDep, actor: ActorDep) -> FhirResponse:
+    return FhirResponse(patient_resource(await patients.read_model(session, actor, _id(patient_id, "patient"))))
 
 
-@router.get("/Patient", response_class=FhirResponse)
-async def search_patients(request: Request, identifier: str, session: SessionDep, actor: ActorDep) -> dict[str, Any]:
+@router.get("/Patient", response_model=FhirResource, response_class=FhirResponse)
+async def search_patients(request: Request, session: SessionDep, actor: ActorDep) -> FhirResponse:
+    """By `identifier`: `urn:oid:2.16.578.1.12.4.1.4.1|<fødselsnummer>` or
+    `urn:oid:2.16.578.1.12.4.1.4.2|<D-number>` (or the number alone)."""
+    search.check_parameters("Patient", set(request.query_params), dict(request.query_params))
+    identifier = _one(request, "identifier")
+    if not identifier:
+        raise search.BadSearch("invalid_search", "identifier: required (system|value)")
     system, bar, value = identifier.rpartition("|")
     found = await patients.find_by_identifier(session, actor, system if bar and system else None, value)
-    base = _base(request)
-    return searchset([patient_resource(p) for p in found], base, f"{base}/Patient?{request.url.query}", None)
+    return _searchset(request, [patient_resource(p) for p in found])
 
 
-@router.get("/Device/{device_id}", response_class=FhirResponse)
-async def read_device(device_id: uuid.UUID, session: SessionDep, actor: ActorDep) -> dict[str, Any]:
-    return device_resource(await devices.read(session, actor, device_id))
+@router.get("/Device/{device_id}", response_model=FhirResource, response_class=FhirResponse)
+async def read_device(device_id: str, session: SessionDep, actor: ActorDep) -> FhirResponse:
+    device, patient_id = await devices.read(session, actor, _id(device_id, "device"))
+    return FhirResponse(device_resource(device, patient_id))
+
+
+@router.get("/Device", response_model=FhirResource, response_class=FhirResponse)
+async def search_devices(request: Request, session: SessionDep, actor: ActorDep) -> FhirResponse:
+    """By `patient`: the devices assigned to the patient now."""
+    search.check_parameters("Device", set(request.query_params), dict(request.query_params))
+    subject = _one(request, "patient")
+    if not subject:
+        raise search.BadSearch("invalid_search", "patient: required")
+    patient_id = search.patient_reference(subject)
+    found = await devices.assigned_to(session, actor, patient_id)
+    return _searchset(request, [device_resource(d, patient_id) for d in found])

@@ -8,7 +8,7 @@ from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from rpm.errors import DomainError
-from rpm.fhir.codes import LOINC
+from rpm.fhir.codes import LOINC, OBSERVATION_CATEGORY, READING_TYPES
 from rpm.observations.repository import DateBound
 
 NORWAY = ZoneInfo("Europe/Oslo")
@@ -16,8 +16,64 @@ PARTIAL_DATE = re.compile(r"^(?P<year>\d{4})(?:-(?P<month>\d{2})(?:-(?P<day>\d{2
 PREFIXES = ("ge", "le", "gt", "lt", "eq")
 
 
+# What the facade implements: interactions and search parameters (name: FHIR type) of each
+# resource. The CapabilityStatement is made from this table, and a search is refused any
+# parameter not in it.
+RESOURCES: dict[str, tuple[list[str], dict[str, str]]] = {
+    "Observation": (
+        ["read", "search-type"],
+        {
+            "patient": "reference",
+            "subject": "reference",
+            "code": "token",
+            "category": "token",
+            "date": "date",
+            "_count": "number",
+            "_sort": "string",
+        },
+    ),
+    "Patient": (["read", "search-type"], {"identifier": "token"}),
+    "Device": (["read", "search-type"], {"patient": "reference"}),
+}
+# Taken by every search besides its own: the format (JSON only) and the paging cursor that
+# `next` links carry.
+CONTROL_PARAMETERS = {"_format", "_cursor"}
+JSON_FORMATS = {"json", "application/json", "application/fhir+json"}
+# The categories of observation-category; only vital-signs has members here.
+CATEGORIES = {
+    "social-history", "vital-signs", "imaging", "laboratory", "procedure", "survey", "exam", "therapy", "activity",
+}  # fmt: skip
+VITAL_SIGNS_CODES = frozenset(t.code for t in READING_TYPES.values() if t.vital_signs)
+
+
 class BadSearch(DomainError):
     status = 400
+
+
+def check_parameters(resource: str, names: set[str], values: dict[str, str]) -> None:
+    """Refuse parameters the facade does not implement for `resource`, and formats but JSON."""
+    unknown = sorted(names - set(RESOURCES[resource][1]) - CONTROL_PARAMETERS)
+    if unknown:
+        raise BadSearch("invalid_search", f"unsupported search parameter {unknown[0]!r} for {resource}")
+    if "_format" in values and values["_format"] not in JSON_FORMATS:
+        raise BadSearch("invalid_search", "_format: only JSON (application/fhir+json)")
+
+
+def categories(values: list[str]) -> set[str] | None:
+    """The codes the `category` tokens allow (comma means OR), or None without the parameter."""
+    if not values:
+        return None
+    allowed: set[str] = set()
+    for value in values:
+        for token in value.split(","):
+            system, bar, code = token.rpartition("|")
+            if bar and system and system != OBSERVATION_CATEGORY:
+                raise BadSearch("invalid_search", f"category: only the system {OBSERVATION_CATEGORY}")
+            if code not in CATEGORIES:
+                raise BadSearch("invalid_search", f"category: {code!r} is not an observation category")
+            if code == "vital-signs":
+                allowed |= VITAL_SIGNS_CODES
+    return allowed
 
 
 def patient_reference(value: str) -> uuid.UUID:
@@ -27,8 +83,18 @@ def patient_reference(value: str) -> uuid.UUID:
         raise BadSearch("invalid_search", f"patient: {value!r} is not a Patient id") from None
 
 
-def codes(values: list[str]) -> list[str]:
-    """`system|code` tokens (comma means OR). Only LOINC codes are stored."""
+# A stored Observation is searchable by each code it carries (SpO2 is also coded 2708-6).
+STORED_CODE = {
+    **{t.code: t.code for t in READING_TYPES.values()},
+    **{extra: t.code for t in READING_TYPES.values() for extra, _ in t.extra_codings},
+}
+
+
+def codes(values: list[str]) -> list[str] | None:
+    """The stored codes the `system|code` tokens match (comma means OR), or None without the
+    parameter. Only LOINC codes are stored; another one matches nothing."""
+    if not values:
+        return None
     found = []
     for value in values:
         for token in value.split(","):
@@ -37,7 +103,8 @@ def codes(values: list[str]) -> list[str]:
                 raise BadSearch("invalid_search", f"code: only the LOINC system {LOINC} is searchable")
             if not code:
                 raise BadSearch("invalid_search", f"code: {token!r} names no code")
-            found.append(code)
+            if code in STORED_CODE:
+                found.append(STORED_CODE[code])
     return found
 
 

@@ -11,53 +11,50 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import StreamingResponse
+from pydantic import AwareDatetime
 
 from api.deps import ActorDep, SessionDep, SettingsDep
-from api.pagination import CursorParam, LimitParam, decode_cursor, page
+from api.pagination import Cursor, CursorParam, LimitParam, Page
 from api.stream import sse
 from rpm.access import service as access
 from rpm.access.repository import visible_patient_ids
 from rpm.alerts import events, service
+from rpm.alerts.models import ACTIVE, AlertStatus
 from rpm.alerts.schemas import AlertDetail, AlertItem, ResolveIn
 from rpm.audit.service import record
 from rpm.errors import InvalidInput
 
 router = APIRouter(prefix="/api/v1/alerts", tags=["alerts"])
-STATUSES = {"open", "acknowledged", "resolved"}
 VISIBILITY_TTL = 60.0  # seconds a stream trusts its answer to "may this caller see that patient?"
+QueuePosition = tuple[int, int, AwareDatetime, uuid.UUID]  # level rank, escalated rank, opened, id
+QUEUE_CURSOR: Cursor[QueuePosition] = Cursor(QueuePosition)
 
 
-def _statuses(status: str | None) -> list[str]:
+def _statuses(status: str | None) -> list[AlertStatus]:
     if status is None:
-        return ["open", "acknowledged"]
+        return list(ACTIVE)
     wanted = [s.strip() for s in status.split(",") if s.strip()]
-    unknown = sorted(set(wanted) - STATUSES)
-    if unknown or not wanted:
-        raise InvalidInput("invalid_filter", f"status: one or more of {sorted(STATUSES)}, comma-separated")
-    return wanted
+    known = {s.value for s in AlertStatus}
+    if not wanted or set(wanted) - known:
+        raise InvalidInput("invalid_filter", f"status: one or more of {sorted(known)}, comma-separated")
+    return [AlertStatus(s) for s in wanted]
 
 
-@router.get("")
+@router.get("", response_model=Page[AlertItem])
 async def queue(
     session: SessionDep,
     actor: ActorDep,
-    status: str | None = None,
+    status: Annotated[
+        str | None, Query(description="comma-separated: open, acknowledged, resolved (default open,acknowledged)")
+    ] = None,
     level: Literal["red", "yellow"] | None = None,
     patient: uuid.UUID | None = None,
     organisation: Annotated[str | None, Query(pattern=r"^[0-9]{9}$")] = None,
     escalated: bool | None = None,
     cursor: CursorParam = None,
     limit: LimitParam = 50,
-) -> dict[str, Any]:
-    position = decode_cursor(cursor)
-    try:
-        after = (
-            (int(position[0]), int(position[1]), datetime.fromisoformat(position[2]), uuid.UUID(position[3]))
-            if position
-            else None
-        )
-    except (ValueError, TypeError, IndexError):
-        raise InvalidInput("invalid_cursor", "cursor: not a cursor this API gave out") from None
+) -> Page[AlertItem]:
+    """Red before yellow, escalated first, then oldest first."""
     found = await service.queue(
         session,
         actor,
@@ -66,13 +63,23 @@ async def queue(
         patient_id=patient,
         organisation=organisation,
         escalated=escalated,
-        after=after,
+        after=QUEUE_CURSOR.decode(cursor),
         limit=limit + 1,
     )
-    return page(found, limit, service.queue_position)
+    return Page[AlertItem].of(found, limit, QUEUE_CURSOR, service.queue_position)
 
 
-@router.get("/stream")
+@router.get(
+    "/stream",
+    response_class=StreamingResponse,
+    responses={
+        200: {
+            "description": "Server-Sent Events: `event:` opened, changed, escalated or resolved, `id:` the event "
+            "id (resume with Last-Event-ID), `data:` the alert as in the queue (AlertItem)",
+            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+        }
+    },
+)
 async def stream(
     request: Request,
     actor: ActorDep,
@@ -151,4 +158,5 @@ async def acknowledge(alert_id: uuid.UUID, session: SessionDep, actor: ActorDep)
 
 @router.post("/{alert_id}/resolve", response_model=AlertItem)
 async def resolve(alert_id: uuid.UUID, payload: ResolveIn, session: SessionDep, actor: ActorDep) -> AlertItem:
-    return await service.resolve(session, actor, alert_id, payload.note, datetime.now(UTC))
+    """`note` is required; 409 if the alert is already resolved."""
+    return await service.resolve(session, actor, alert_id, payload.note, datetime.now(UTC), payload.outcome)

@@ -1,31 +1,76 @@
-"""The audit trail of the caller's organisation's patients (admins)."""
+"""The audit trail: the organisation's patients (admins), and one patient's access history."""
 
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Annotated, Literal
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Header, Query
+from fastapi.responses import Response
+from pydantic import AwareDatetime
 
 from api.deps import ActorDep, SessionDep
-from api.pagination import CursorParam, LimitParam, decode_cursor, page
+from api.pagination import Cursor, CursorParam, LimitParam, Page
 from rpm.audit import service
-from rpm.errors import InvalidInput
+from rpm.audit.schemas import AuditOut
 
-router = APIRouter(prefix="/api/v1/audit", tags=["audit"])
+router = APIRouter(prefix="/api/v1", tags=["audit"])
+AUDIT_CURSOR: Cursor[int] = Cursor(int)  # the record id
 
 
-@router.get("")
+@router.get("/audit", response_model=Page[AuditOut])
 async def audit_trail(
     session: SessionDep,
     actor: ActorDep,
     patient: uuid.UUID | None = None,
+    staff: Annotated[str | None, Query(description="the staff member's `sub`")] = None,
+    action: Annotated[str | None, Query(description="read, search, create, update, acknowledge, ...")] = None,
+    at_from: Annotated[AwareDatetime | None, Query(alias="from")] = None,
+    at_to: Annotated[AwareDatetime | None, Query(alias="to")] = None,
     cursor: CursorParam = None,
     limit: LimitParam = 50,
-) -> dict[str, Any]:
-    """Oldest first. With `patient`: that patient's full access history, to export."""
-    after = decode_cursor(cursor)
-    if after is not None and not isinstance(after, int):
-        raise InvalidInput("invalid_cursor", "cursor: not a cursor this API gave out")
-    found = await service.history(session, actor, patient_id=patient, after=after, limit=limit + 1)
-    return page(found, limit, lambda record: record.id)
+) -> Page[AuditOut]:
+    """Who read or changed the data of the organisation's patients, newest first (admins)."""
+    found = await service.history(
+        session,
+        actor,
+        patient_id=patient,
+        actor_sub=staff,
+        action=action,
+        at_from=at_from,
+        at_to=at_to,
+        after=AUDIT_CURSOR.decode(cursor),
+        limit=limit + 1,
+    )
+    return Page[AuditOut].of(found, limit, AUDIT_CURSOR, lambda record: record.id)
+
+
+@router.get(
+    "/patients/{patient_id}/audit",
+    response_model=Page[AuditOut],
+    responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}}}},
+)
+async def patient_audit(
+    patient_id: uuid.UUID,
+    session: SessionDep,
+    actor: ActorDep,
+    format: Annotated[
+        Literal["json", "csv"] | None, Query(description="csv: the whole history at once (or Accept: text/csv)")
+    ] = None,
+    accept: Annotated[str | None, Header()] = None,
+    cursor: CursorParam = None,
+    limit: LimitParam = 50,
+) -> Page[AuditOut] | Response:
+    """The patient's full access history, oldest first, by every organisation (admins of the
+    care team): the record a patient may ask to see. As JSON pages, or whole as CSV."""
+    if format == "csv" or (format is None and accept is not None and "text/csv" in accept):
+        records = await service.patient_history(session, actor, patient_id, limit=None)
+        return Response(
+            service.as_csv(records),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="audit-{patient_id}.csv"'},
+        )
+    found = await service.patient_history(
+        session, actor, patient_id, after=AUDIT_CURSOR.decode(cursor), limit=limit + 1
+    )
+    return Page[AuditOut].of(found, limit, AUDIT_CURSOR, lambda record: record.id)

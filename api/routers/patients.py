@@ -1,19 +1,47 @@
-"""Enrolment and the caller's patient list."""
+"""Enrolment, the nurse's worklist of patients, and one patient's record."""
 
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Literal
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
+from pydantic import AwareDatetime
 
-from api.deps import ActorDep, SessionDep
-from api.pagination import CursorParam, LimitParam, decode_cursor, page
+from api.deps import ActorDep, SessionDep, SettingsDep
+from api.pagination import Cursor, CursorParam, LimitParam, Page
 from rpm.errors import InvalidInput
 from rpm.patients import service
-from rpm.patients.schemas import PatientCreate, PatientOut, PatientPatch
+from rpm.patients.repository import FAR_FUTURE, FAR_PAST, PRIORITY_RANK
+from rpm.patients.schemas import (
+    Condition,
+    PatientCreate,
+    PatientOut,
+    PatientPatch,
+    PatientSort,
+    PatientSummary,
+    Priority,
+)
 
 router = APIRouter(prefix="/api/v1/patients", tags=["patients"])
+
+# The keyset of each sort, led by the sort's name so a cursor is refused under another sort.
+WorklistPosition = (
+    tuple[Literal["priority"], int, AwareDatetime, str, uuid.UUID]
+    | tuple[Literal["name"], str, uuid.UUID]
+    | tuple[Literal["last_reading", "-last_reading"], AwareDatetime, uuid.UUID]
+)
+WORKLIST_CURSOR: Cursor[WorklistPosition] = Cursor(WorklistPosition)
+
+
+def _position(sort: PatientSort, patient: PatientSummary) -> WorklistPosition:
+    if sort == "priority":
+        since = patient.unacknowledged_since or FAR_FUTURE
+        return ("priority", PRIORITY_RANK[patient.priority], since, patient.name, patient.id)
+    if sort == "name":
+        return ("name", patient.name, patient.id)
+    return (sort, patient.last_reading or FAR_PAST, patient.id)
 
 
 @router.post("", status_code=201, response_model=PatientOut)
@@ -21,21 +49,46 @@ async def enrol(payload: PatientCreate, session: SessionDep, actor: ActorDep) ->
     return await service.enrol(session, actor, payload)
 
 
-@router.get("")
-async def list_patients(
+@router.get("", response_model=Page[PatientSummary])
+async def worklist(
     session: SessionDep,
     actor: ActorDep,
+    settings: SettingsDep,
+    sort: Annotated[
+        PatientSort,
+        Query(
+            description="priority: red, yellow, missing measurement, then the rest, each by its oldest "
+            "unacknowledged alert; name; last_reading (oldest first) or -last_reading"
+        ),
+    ] = "priority",
+    condition: Condition | None = None,
+    level: Annotated[Priority | None, Query(description="the patient's priority: red, yellow, missing, green")] = None,
+    organisation: Annotated[
+        str | None, Query(pattern=r"^[0-9]{9}$", description="only patients this organisation also follows")
+    ] = None,
+    status: Literal["active", "ended"] | None = None,
     cursor: CursorParam = None,
     limit: LimitParam = 50,
-    status: str | None = None,
-) -> dict[str, Any]:
-    after = decode_cursor(cursor)
-    try:
-        after_id = uuid.UUID(after) if after else None
-    except (ValueError, TypeError, AttributeError) as error:  # a cursor holding no UUID string
-        raise InvalidInput("invalid_cursor", "cursor: not a cursor this API gave out") from error
-    items = await service.list_visible(session, actor, after=after_id, limit=limit + 1, status=status)
-    return page(items, limit, lambda patient: str(patient.id))
+) -> Page[PatientSummary]:
+    """The caller's patients with their status: worst active alert level, the newest alert,
+    the last reading of each type, overdue types of the plan and 7-day adherence."""
+    position = WORKLIST_CURSOR.decode(cursor)
+    if position is not None and position[0] != sort:
+        raise InvalidInput("invalid_cursor", "cursor: given out for another sort")
+    found = await service.worklist(
+        session,
+        actor,
+        now=datetime.now(UTC),
+        grace=timedelta(hours=settings.missing_grace_hours),
+        sort=sort,
+        after=position[1:] if position else None,
+        limit=limit + 1,
+        status=status,
+        condition=condition,
+        priority=level,
+        organisation=organisation,
+    )
+    return Page[PatientSummary].of(found, limit, WORKLIST_CURSOR, lambda p: _position(sort, p))
 
 
 @router.get("/{patient_id}", response_model=PatientOut)

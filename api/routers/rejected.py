@@ -1,43 +1,56 @@
-"""Rejected readings of the caller's organisation's devices, and reprocessing them."""
+"""Rejected readings that belong to the caller's organisation, and reprocessing them."""
 
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
-from typing import Any
+from typing import Annotated
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
+from pydantic import AwareDatetime
 
 from api.deps import ActorDep, SessionDep
-from api.pagination import CursorParam, LimitParam, decode_cursor, page
-from rpm.errors import InvalidInput
+from api.pagination import Cursor, CursorParam, LimitParam, Page
+from rpm.observations.readings import Reason
 from rpm.rejections import service
-from rpm.rejections.schemas import ReprocessIn, ReprocessOut
+from rpm.rejections.schemas import RejectedOut, ReprocessIn, ReprocessOut
 
 router = APIRouter(prefix="/api/v1/rejected", tags=["rejected readings"])
+RejectedPosition = tuple[AwareDatetime, uuid.UUID]  # received, id
+REJECTED_CURSOR: Cursor[RejectedPosition] = Cursor(RejectedPosition)
 
 
-@router.get("")
+@router.get("", response_model=Page[RejectedOut])
 async def list_rejected(
     session: SessionDep,
     actor: ActorDep,
-    serial: str | None = None,
+    gateway: str | None = None,
+    serial: Annotated[str | None, Query(description="the device's serial")] = None,
+    reason: Reason | None = None,
+    received_from: Annotated[AwareDatetime | None, Query(alias="from")] = None,
+    received_to: Annotated[AwareDatetime | None, Query(alias="to")] = None,
     include_reprocessed: bool = False,
     cursor: CursorParam = None,
     limit: LimitParam = 50,
-) -> dict[str, Any]:
-    position = decode_cursor(cursor)
-    try:
-        after = (datetime.fromisoformat(position[0]), uuid.UUID(position[1])) if position else None
-    except (ValueError, TypeError, IndexError):
-        raise InvalidInput("invalid_cursor", "cursor: not a cursor this API gave out") from None
+) -> Page[RejectedOut]:
+    """Newest first. A rejected reading belongs to the organisation of its device, else of its
+    gateway; one that belongs to neither only an operator sees (`rpm rejected list`)."""
     found = await service.list_for_caller(
-        session, actor, serial=serial, include_reprocessed=include_reprocessed, after=after, limit=limit + 1
+        session,
+        actor,
+        gateway=gateway,
+        serial=serial,
+        reason=reason,
+        received_from=received_from,
+        received_to=received_to,
+        include_reprocessed=include_reprocessed,
+        after=REJECTED_CURSOR.decode(cursor),
+        limit=limit + 1,
     )
-    return page(found, limit, lambda rejected: [rejected.received_at.isoformat(), str(rejected.id)])
+    return Page[RejectedOut].of(found, limit, REJECTED_CURSOR, lambda rejected: (rejected.received_at, rejected.id))
 
 
 @router.post("/reprocess", response_model=ReprocessOut)
 async def reprocess(payload: ReprocessIn, session: SessionDep, actor: ActorDep) -> ReprocessOut:
+    """Process a device's open rejections again, e.g. once it is registered and assigned."""
     counts = await service.reprocess_for_caller(session, actor, payload.serial)
     return ReprocessOut(**counts)

@@ -1,26 +1,38 @@
-"""A patient's effective thresholds, and changing them (physician or admin)."""
+"""A patient's effective thresholds, changing them (physician or admin), and previewing a change."""
 
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter
 
 from api.deps import ActorDep, SessionDep
 from rpm.rules import service
-from rpm.rules.schemas import ThresholdsChange
+from rpm.rules.schemas import EffectiveThresholdsOut, ThresholdsChange, ThresholdsPreviewIn, ThresholdsPreviewOut
 
 router = APIRouter(prefix="/api/v1/patients", tags=["thresholds"])
 
 
-@router.get("/{patient_id}/thresholds")
+@router.get("/{patient_id}/thresholds", response_model=EffectiveThresholdsOut)
 async def read(patient_id: uuid.UUID, session: SessionDep, actor: ActorDep) -> dict[str, Any]:
+    """The bands by LOINC code and the weight-gain rule, each with its source."""
     return await service.read_thresholds(session, actor, patient_id)
 
 
-@router.put("/{patient_id}/thresholds")
+@router.put("/{patient_id}/thresholds", response_model=EffectiveThresholdsOut)
 async def change(
     patient_id: uuid.UUID, change: ThresholdsChange, session: SessionDep, actor: ActorDep
 ) -> dict[str, Any]:
+    """A new version of the overrides, with its reason; it applies to readings arriving afterwards."""
     return await service.change_thresholds(session, actor, patient_id, change)
+
+
+@router.post("/{patient_id}/thresholds/preview", response_model=ThresholdsPreviewOut)
+async def preview(
+    patient_id: uuid.UUID, proposal: ThresholdsPreviewIn, session: SessionDep, actor: ActorDep
+) -> ThresholdsPreviewOut:
+    """How many alerts of each level the proposed thresholds would have raised over the last
+    `days` days, and when, judged by the rules that judge live readings. Nothing is stored."""
+    return await service.preview_thresholds(session, actor, patient_id, proposal, datetime.now(UTC))

@@ -96,6 +96,32 @@ def cmd_reprocess(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_rejected_list(args: argparse.Namespace) -> int:
+    from rpm.rejections import repository
+    from rpm.rejections.schemas import RejectedOut
+
+    async def run() -> list[str]:
+        engine = create_engine(_settings(), "rpm-cli")
+        try:
+            async with session_factory(engine)() as session:
+                rows = await repository.owned_by(
+                    session,
+                    "anyone" if args.all else None,
+                    gateway=args.gateway,
+                    serial=args.serial,
+                    reason=args.reason,
+                    include_reprocessed=args.include_reprocessed,
+                    limit=args.limit,
+                )
+                return [RejectedOut.model_validate(row).model_dump_json() for row in rows]
+        finally:
+            await engine.dispose()
+
+    for line in asyncio.run(run()):
+        print(line)
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="rpm", description="Remote patient monitoring backend")
     sub = top.add_subparsers(dest="command", required=True)
@@ -137,6 +163,18 @@ def parser() -> argparse.ArgumentParser:
     reprocess = rejected_sub.add_parser("reprocess", help="process a device's rejected readings again")
     reprocess.add_argument("--serial", required=True)
     reprocess.set_defaults(run=cmd_reprocess)
+    listing = rejected_sub.add_parser(
+        "list",
+        help="rejected readings that belong to no organisation (neither their device nor their gateway is "
+        "registered), newest first, one JSON object a line",
+    )
+    listing.add_argument("--all", action="store_true", help="every rejected reading, whoever it belongs to")
+    listing.add_argument("--gateway", default=None)
+    listing.add_argument("--serial", default=None, help="the device's serial")
+    listing.add_argument("--reason", default=None, help="a reason code, e.g. unknown_device")
+    listing.add_argument("--include-reprocessed", action="store_true")
+    listing.add_argument("--limit", type=int, default=100)
+    listing.set_defaults(run=cmd_rejected_list)
     return top
 
 

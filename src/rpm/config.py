@@ -52,6 +52,8 @@ class Settings(BaseSettings):
     ingest_queue_messages: Annotated[int, Field(ge=1)] = 5000
     ingest_drain_seconds: Annotated[float, Field(ge=0)] = 10.0
     metrics_port: Annotated[int, Field(ge=0, le=65535)] = 9464
+    # How often a worker writes down when each gateway last sent a message.
+    gateway_activity_seconds: Annotated[float, Field(gt=0, le=300)] = 10.0
 
     # Rules (rules.md). The periodic checks run at least once a minute.
     rules_enabled: bool = True

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import random
 import uuid
@@ -159,3 +160,8 @@ def assert_error(response: httpx.Response, status: int, field: str | None = None
     if field is not None:
         assert field in body["detail"], body
     return body
+
+
+def raw_cursor(position: Any) -> str:
+    """A cursor as the API encodes them, around any JSON: for cursors the API must refuse."""
+    return base64.urlsafe_b64encode(json.dumps(position).encode()).decode().rstrip("=")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import (
@@ -24,22 +25,46 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from rpm.db import Base, uuid_pk
 
-ACTIVE = ("open", "acknowledged")
+
+class AlertStatus(StrEnum):
+    """open -> acknowledged -> resolved; open -> resolved is allowed (rules.md)."""
+
+    open = "open"
+    acknowledged = "acknowledged"
+    resolved = "resolved"
+
+
+class ResolutionOutcome(StrEnum):
+    """What was done, recorded when an alert is resolved (api.md)."""
+
+    contacted_patient = "contacted-patient"
+    advice_given = "advice-given"
+    referred_to_gp = "referred-to-gp"
+    referred_to_emergency = "referred-to-emergency"
+    no_action_needed = "no-action-needed"
+
+
+# Active alerts: at most one per patient and rule.
+ACTIVE = (AlertStatus.open, AlertStatus.acknowledged)
+_ACTIVE_SQL = "status in ('open', 'acknowledged')"
 
 
 class Alert(Base):
     __tablename__ = "alerts"
     __table_args__ = (
         CheckConstraint("level in ('yellow', 'red')", name="level_known"),
-        CheckConstraint("status in ('open', 'acknowledged', 'resolved')", name="status_known"),
+        CheckConstraint(f"status in {tuple(s.value for s in AlertStatus)}", name="status_known"),
         CheckConstraint("status <> 'resolved' or note is not null", name="resolved_with_note"),
+        CheckConstraint(
+            f"outcome is null or outcome in {tuple(o.value for o in ResolutionOutcome)}", name="outcome_known"
+        ),
         # At most one active alert per patient and rule, whichever worker evaluates.
         Index(
             "uq_alerts_active_rule",
             "patient_id",
             "rule",
             unique=True,
-            postgresql_where=text("status in ('open', 'acknowledged')"),
+            postgresql_where=text(_ACTIVE_SQL),
         ),
         Index("ix_alerts_queue", "status", "level", "escalated", "opened_at"),
         Index("ix_alerts_patient", "patient_id", "status"),
@@ -49,7 +74,7 @@ class Alert(Base):
     patient_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("patients.id"))
     rule: Mapped[str] = mapped_column(String(64))
     level: Mapped[str] = mapped_column(String(8))
-    status: Mapped[str] = mapped_column(String(16), default="open")
+    status: Mapped[AlertStatus] = mapped_column(String(16), default=AlertStatus.open)
     escalated: Mapped[bool] = mapped_column(Boolean, default=False)
     escalated_at: Mapped[datetime | None]
     late: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -68,6 +93,7 @@ class Alert(Base):
     resolved_by_name: Mapped[str | None] = mapped_column(Text)
     resolved_at: Mapped[datetime | None]
     note: Mapped[str | None] = mapped_column(Text)
+    outcome: Mapped[str | None] = mapped_column(String(32))  # ResolutionOutcome
     updated_at: Mapped[datetime]
 
 

@@ -6,7 +6,7 @@ import json
 import uuid
 from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal, NamedTuple
 
 from sqlalchemy import Row, Select, and_, case, or_, select, text, tuple_, update
 from sqlalchemy.dialects.postgresql import JSONB
@@ -212,8 +212,14 @@ async def evidence_references(
     return {alert_id: references for alert_id, references in rows}
 
 
+# The missing-measurement rule's condition (rules.md): no reading of the plan item `m`'s type
+# for its interval plus the grace period, counted from enrolment (`p.created_at`) when there
+# has never been one; `last.at` is the newest reading's time. The worklist marks overdue types
+# by the same words.
+OVERDUE = "greatest(last.at, p.created_at) + make_interval(hours => m.every_hours) + :grace < :now"
+
 _OPEN_MISSING = text(
-    """
+    f"""
     insert into alerts (id, patient_id, rule, level, status, escalated, late, opened_at, raised_at,
         last_reading_at, occurrences, threshold, thresholds_version, updated_at)
     select gen_random_uuid(), p.id, 'missing:' || m.reading_type, 'yellow', 'open', false, false, :now, :now,
@@ -227,7 +233,7 @@ _OPEN_MISSING = text(
         select max(o.effective_at) as at from observations o
         where o.patient_id = m.patient_id and o.code = t.code
     ) last on true
-    where greatest(last.at, p.created_at) + make_interval(hours => m.every_hours) + :grace < :now
+    where {OVERDUE}
     on conflict (patient_id, rule) where status in ('open', 'acknowledged') do nothing
     returning id
     """
@@ -284,7 +290,7 @@ def queue_statement(
     organisation_patients: Any | None,
     escalated: bool | None,
     after: tuple[int, int, datetime, uuid.UUID] | None,
-) -> Select[tuple[Alert]]:
+) -> Select[Alert]:
     """Red before yellow, escalated first, then oldest first."""
     statement = select(Alert).where(Alert.patient_id.in_(visible), Alert.status.in_(statuses))
     if level is not None:
@@ -300,14 +306,40 @@ def queue_statement(
     return statement.order_by(_LEVEL_RANK, _ESCALATED_RANK, Alert.opened_at, Alert.id)
 
 
-async def worst_levels(session: AsyncSession, patient_ids: Collection[uuid.UUID]) -> dict[uuid.UUID, str]:
+class ActiveAlerts(NamedTuple):
+    """A patient's active alerts in short: how many, the worst level, and the newest."""
+
+    active: int
+    worst: Literal["yellow", "red"]
+    newest: Alert
+
+
+async def active_summaries(
+    session: AsyncSession, patient_ids: Collection[uuid.UUID]
+) -> dict[uuid.UUID, ActiveAlerts]:
     if not patient_ids:
         return {}
-    rows = await session.execute(
-        select(Alert.patient_id, Alert.level).where(Alert.patient_id.in_(patient_ids), Alert.status.in_(ACTIVE))
+    rows = await session.scalars(
+        select(Alert)
+        .where(Alert.patient_id.in_(patient_ids), Alert.status.in_(ACTIVE))
+        .order_by(Alert.patient_id, Alert.opened_at.desc(), Alert.id.desc())
     )
-    worst: dict[uuid.UUID, str] = {}
-    for patient_id, level in rows:
-        if worst.get(patient_id) != "red":
-            worst[patient_id] = level
-    return worst
+    found: dict[uuid.UUID, ActiveAlerts] = {}
+    for alert in rows:
+        known = found.get(alert.patient_id)
+        if known is None:
+            found[alert.patient_id] = ActiveAlerts(1, "red" if alert.level == "red" else "yellow", alert)
+        else:
+            worst: Literal["yellow", "red"] = "red" if "red" in (known.worst, alert.level) else "yellow"
+            found[alert.patient_id] = known._replace(active=known.active + 1, worst=worst)
+    return found
+
+
+async def active_of(session: AsyncSession, patient_id: uuid.UUID) -> list[Alert]:
+    """The patient's active alerts, red first, then oldest first."""
+    rows = await session.scalars(
+        select(Alert)
+        .where(Alert.patient_id == patient_id, Alert.status.in_(ACTIVE))
+        .order_by(_LEVEL_RANK, Alert.opened_at, Alert.id)
+    )
+    return list(rows)

@@ -4,17 +4,25 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
+
+from rpm.alerts.models import AlertStatus, ResolutionOutcome
 
 
 class AlertItem(BaseModel):
+    """Built from an Alert or a row with the same column names (`from_attributes`); the
+    references to its newest triggering Observations come from `observations` when the row
+    has them, else they are filled in by the service."""
+
+    model_config = ConfigDict(from_attributes=True)
+
     id: uuid.UUID
-    patient: uuid.UUID
+    patient: uuid.UUID = Field(validation_alias=AliasChoices("patient_id", "patient"))
     rule: str
-    level: str
-    status: str
+    level: Literal["yellow", "red"]
+    status: AlertStatus
     escalated: bool
     late: bool
     opened_at: datetime
@@ -23,12 +31,13 @@ class AlertItem(BaseModel):
     value: float | None
     unit: str | None
     threshold: dict[str, Any] | None
-    observations: list[str]
+    observations: list[str] = Field(default_factory=list)
     acknowledged_by: str | None
     acknowledged_at: datetime | None
     resolved_by: str | None
     resolved_at: datetime | None
     note: str | None
+    outcome: ResolutionOutcome | None = None
     escalated_at: datetime | None
     thresholds_version: int
 
@@ -40,8 +49,11 @@ class EvidenceItem(BaseModel):
 
 
 class AlertDetail(AlertItem):
-    evidence: list[EvidenceItem]
+    evidence: list[EvidenceItem] = Field(default_factory=list)
 
 
 class ResolveIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     note: str = Field(min_length=1, max_length=4000)
+    outcome: ResolutionOutcome | None = None

@@ -16,43 +16,25 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from rpm.access import service as access
 from rpm.access.repository import visible_patient_ids
 from rpm.alerts import events, repository
-from rpm.alerts.models import Alert
+from rpm.alerts.models import ACTIVE, Alert, AlertStatus, ResolutionOutcome
 from rpm.alerts.schemas import AlertDetail, AlertItem, EvidenceItem
 from rpm.audit.service import Actor, record
 from rpm.errors import Conflict, NotFound
 from rpm.rules.evaluation import Breach, fold_breaches
 
-ACTIVE_DEFAULT = ("open", "acknowledged")
+ACTIVE_DEFAULT = ACTIVE
 # How many of an alert's triggering Observations a queue item (and a stream event) lists, and
 # how many its detail view shows: the newest ones.
 ITEM_OBSERVATIONS = 50
 DETAIL_EVIDENCE = 500
 
 
-def to_item(alert: Alert | Row[Any], observations: list[str]) -> AlertItem:
-    return AlertItem(
-        id=alert.id,
-        patient=alert.patient_id,
-        rule=alert.rule,
-        level=alert.level,
-        status=alert.status,
-        escalated=alert.escalated,
-        late=alert.late,
-        opened_at=alert.opened_at,
-        last_reading_at=alert.last_reading_at,
-        occurrences=alert.occurrences,
-        value=alert.value,
-        unit=alert.unit,
-        threshold=alert.threshold,
-        observations=observations,
-        acknowledged_by=alert.acknowledged_by,
-        acknowledged_at=alert.acknowledged_at,
-        resolved_by=alert.resolved_by,
-        resolved_at=alert.resolved_at,
-        note=alert.note,
-        escalated_at=alert.escalated_at,
-        thresholds_version=alert.thresholds_version,
-    )
+def to_item(alert: Alert | Row[Any], observations: list[str] | None = None) -> AlertItem:
+    """The queue item of an Alert, or of a row with its columns and `observations`."""
+    item = AlertItem.model_validate(alert)
+    if observations is not None:
+        item.observations = observations
+    return item
 
 
 async def items(session: AsyncSession, alerts: Sequence[Alert]) -> list[AlertItem]:
@@ -71,9 +53,7 @@ async def _emit(session: AsyncSession, changes: Sequence[tuple[str, uuid.UUID]],
 
 async def _append_events(session: AsyncSession, changes: Sequence[tuple[str, Row[Any]]], now: datetime) -> None:
     """(kind, alert row with its `observations`) as events."""
-    await events.append(
-        session, [(kind, to_item(row, row.observations).model_dump(mode="json")) for kind, row in changes], now
-    )
+    await events.append(session, [(kind, to_item(row).model_dump(mode="json")) for kind, row in changes], now)
 
 
 async def apply_breaches(
@@ -147,31 +127,31 @@ async def queue(
     return await items(session, found)
 
 
-def queue_position(item: AlertItem) -> list[Any]:
+def queue_position(item: AlertItem) -> tuple[int, int, datetime, uuid.UUID]:
     """The sort key of an item, for the next page's cursor."""
-    return [0 if item.level == "red" else 1, 0 if item.escalated else 1, item.opened_at.isoformat(), str(item.id)]
+    return (0 if item.level == "red" else 1, 0 if item.escalated else 1, item.opened_at, item.id)
 
 
 async def detail(session: AsyncSession, actor: Actor, alert_id: uuid.UUID) -> AlertDetail:
     alert = await _visible_alert(session, actor, alert_id)
     evidence = (await repository.evidence_of(session, [alert.id], newest=DETAIL_EVIDENCE))[alert.id]
     await record(session, actor, "read", "Alert", str(alert.id), [alert.patient_id])
-    return AlertDetail(
-        **to_item(alert, [f"Observation/{e.observation_id}" for e in evidence]).model_dump(),
-        evidence=[
-            EvidenceItem(observation=f"Observation/{e.observation_id}", value=e.value, effective_at=e.effective_at)
-            for e in evidence
-        ],
-    )
+    detail = AlertDetail.model_validate(alert)
+    detail.evidence = [
+        EvidenceItem(observation=f"Observation/{e.observation_id}", value=e.value, effective_at=e.effective_at)
+        for e in evidence
+    ]
+    detail.observations = [e.observation for e in detail.evidence]
+    return detail
 
 
 async def acknowledge(session: AsyncSession, actor: Actor, alert_id: uuid.UUID, now: datetime) -> AlertItem:
     """Mark as seen. Acknowledging again changes nothing; a resolved alert cannot be."""
     alert = await _visible_alert(session, actor, alert_id, for_update=True)
-    if alert.status == "resolved":
+    if alert.status == AlertStatus.resolved:
         raise Conflict("alert_resolved", "the alert is already resolved")
-    if alert.status == "open":
-        alert.status, alert.acknowledged_at, alert.updated_at = "acknowledged", now, now
+    if alert.status == AlertStatus.open:
+        alert.status, alert.acknowledged_at, alert.updated_at = AlertStatus.acknowledged, now, now
         alert.acknowledged_by, alert.acknowledged_by_name = actor.staff.sub, actor.staff.name
         await session.flush()
         await record(session, actor, "acknowledge", "Alert", str(alert.id), [alert.patient_id])
@@ -179,11 +159,19 @@ async def acknowledge(session: AsyncSession, actor: Actor, alert_id: uuid.UUID, 
     return (await items(session, [alert]))[0]
 
 
-async def resolve(session: AsyncSession, actor: Actor, alert_id: uuid.UUID, note: str, now: datetime) -> AlertItem:
+async def resolve(
+    session: AsyncSession,
+    actor: Actor,
+    alert_id: uuid.UUID,
+    note: str,
+    now: datetime,
+    outcome: ResolutionOutcome | None = None,
+) -> AlertItem:
     alert = await _visible_alert(session, actor, alert_id, for_update=True)
-    if alert.status == "resolved":
+    if alert.status == AlertStatus.resolved:
         raise Conflict("alert_resolved", "the alert is already resolved")
-    alert.status, alert.resolved_at, alert.updated_at, alert.note = "resolved", now, now, note
+    alert.status, alert.resolved_at, alert.updated_at = AlertStatus.resolved, now, now
+    alert.note, alert.outcome = note, outcome
     alert.resolved_by, alert.resolved_by_name = actor.staff.sub, actor.staff.name
     await session.flush()
     await record(session, actor, "resolve", "Alert", str(alert.id), [alert.patient_id])

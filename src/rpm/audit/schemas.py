@@ -5,10 +5,12 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from pydantic import BaseModel
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 
 class AuditOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     id: int
     at: datetime
     actor_sub: str
@@ -18,5 +20,8 @@ class AuditOut(BaseModel):
     action: str
     resource_type: str
     resource_id: str | None
-    patient: uuid.UUID | None
+    patient: uuid.UUID | None = Field(validation_alias=AliasChoices("patient_id", "patient"))
     request_id: str | None
+
+
+CSV_COLUMNS = tuple(AuditOut.model_fields)

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -14,7 +18,7 @@ from rpm.access.repository import visible_patient_ids
 from rpm.access.staff import Role, Staff
 from rpm.audit import repository
 from rpm.audit.models import AuditRecord
-from rpm.audit.schemas import AuditOut
+from rpm.audit.schemas import CSV_COLUMNS, AuditOut
 
 
 @dataclass(frozen=True)
@@ -53,10 +57,19 @@ async def record(
 
 
 async def history(
-    session: AsyncSession, actor: Actor, *, patient_id: uuid.UUID | None, after: int | None, limit: int
+    session: AsyncSession,
+    actor: Actor,
+    *,
+    patient_id: uuid.UUID | None = None,
+    actor_sub: str | None = None,
+    action: str | None = None,
+    at_from: datetime | None = None,
+    at_to: datetime | None = None,
+    after: int | None = None,
+    limit: int = 50,
 ) -> list[AuditOut]:
-    """Who read or changed the data of the organisation's patients (admins only). With
-    `patient_id`, that patient's full access history, whichever organisation accessed it."""
+    """Who read or changed the data of the organisation's patients (admins only), newest first,
+    whichever organisation it was."""
     actor.staff.require(Role.admin)
     if patient_id is not None:
         await access.require_patient(session, actor.staff, patient_id)
@@ -64,22 +77,54 @@ async def history(
         session,
         visible_patient_ids(actor.staff.orgnr, access.today()),
         patient_id=patient_id,
+        actor_sub=actor_sub,
+        action=action,
+        at_from=at_from,
+        at_to=at_to,
         after=after,
         limit=limit,
     )
-    return [
-        AuditOut(
-            id=r.id,
-            at=r.at,
-            actor_sub=r.actor_sub,
-            actor_name=r.actor_name,
-            actor_hpr=r.actor_hpr,
-            actor_org=r.actor_org,
-            action=r.action,
-            resource_type=r.resource_type,
-            resource_id=r.resource_id,
-            patient=r.patient_id,
-            request_id=r.request_id,
+    found = [AuditOut.model_validate(r) for r in rows]
+    await record(session, actor, "search", "AuditTrail", None, sorted({r.patient for r in found if r.patient}))
+    return found
+
+
+async def patient_history(
+    session: AsyncSession, actor: Actor, patient_id: uuid.UUID, *, after: int | None = None, limit: int | None = 50
+) -> list[AuditOut]:
+    """One patient's full access history, oldest first: every organisation's reads and changes,
+    the record a patient may ask to see. An admin of the patient's care team reads it; the
+    reading is itself recorded. `limit=None`: all of it."""
+    actor.staff.require(Role.admin)
+    await access.require_patient(session, actor.staff, patient_id)
+    await record(session, actor, "read", "AuditTrail", str(patient_id), [patient_id])
+    found: list[AuditOut] = []
+    while True:
+        chunk = EXPORT_CHUNK if limit is None else limit - len(found)
+        rows = await repository.page(
+            session, [patient_id], patient_id=patient_id, after=after, newest_first=False, limit=chunk
         )
-        for r in rows
-    ]
+        found += [AuditOut.model_validate(r) for r in rows]
+        if limit is not None or len(rows) < chunk:
+            return found
+        after = rows[-1].id
+
+
+EXPORT_CHUNK = 5000
+
+
+def as_csv(records: Sequence[AuditOut]) -> str:
+    """The records as CSV (RFC 4180), one line each. A cell that a spreadsheet would run as a
+    formula (from a name in a token, say) is prefixed with an apostrophe."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow(CSV_COLUMNS)
+    for item in records:
+        values = item.model_dump(mode="json")
+        writer.writerow([_cell(values[column]) for column in CSV_COLUMNS])
+    return buffer.getvalue()
+
+
+def _cell(value: Any) -> str:
+    text = "" if value is None else str(value)
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text

@@ -9,6 +9,7 @@ from sqlalchemy import CheckConstraint, ForeignKey, String, func
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from rpm.db import Base, uuid_pk
+from rpm.organisations.models import Organisation
 
 
 class Device(Base):
@@ -22,6 +23,8 @@ class Device(Base):
     # The organisation that registered the device; it may see the device before assignment.
     organisation_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organisations.id"), index=True)
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+    organisation: Mapped[Organisation] = relationship(lazy="raise")
 
 
 class DeviceAssignment(Base):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AliasChoices, AliasPath, AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 from rpm.fhir.codes import known_reading_type
 
@@ -22,11 +22,48 @@ class DeviceCreate(BaseModel):
 
 
 class DeviceOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     id: uuid.UUID
     serial: str
     type: str
     manufacturer: str | None
     model: str | None
+    organisation: str = Field(
+        validation_alias=AliasChoices(AliasPath("organisation", "orgnr"), "organisation"),
+        description="the organisation that registered the device",
+    )
+    registered_at: datetime = Field(validation_alias=AliasChoices("created_at", "registered_at"))
+
+
+class AssignmentPeriod(BaseModel):
+    """When the device served a patient; `patient` is null for a patient the caller's
+    organisation does not follow."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    patient: uuid.UUID | None = Field(validation_alias=AliasChoices("patient_id", "patient"))
+    from_: datetime = Field(validation_alias=AliasChoices("valid_from", "from_"), serialization_alias="from")
+    to: datetime | None = Field(validation_alias=AliasChoices("valid_to", "to"))
+
+
+class DeviceListItem(DeviceOut):
+    assigned_to: AssignmentPeriod | None  # the assignment in force now
+
+
+class LastReading(BaseModel):
+    observation: str  # Observation/<id>
+    patient: uuid.UUID
+    code: str
+    effective_at: datetime
+    value: float | None
+    components: dict[str, float] | None
+    unit: str
+
+
+class DeviceDetail(DeviceOut):
+    assignments: list[AssignmentPeriod]  # oldest first
+    last_reading: LastReading | None  # of a patient the caller's organisation follows
 
 
 class AssignmentIn(BaseModel):

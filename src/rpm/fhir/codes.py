@@ -6,6 +6,7 @@ One table: a new reading type is one entry here plus its unit conversions in `rp
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal, get_args
 
 LOINC = "http://loinc.org"
 UCUM = "http://unitsofmeasure.org"
@@ -114,6 +115,20 @@ BLOOD_PRESSURE_PULSE_KEY = "pulse"
 CODES_BY_LOINC: dict[str, Quantity] = {q.code: q for t in READING_TYPES.values() for q in t.components.values()}
 # A reading type is one LOINC code (a blood pressure's pulse is stored as a heart rate).
 READING_TYPE_OF_CODE: dict[str, str] = {t.code: name for name, t in READING_TYPES.items()}
+
+
+# The same names as a type, for query parameters that take a reading type.
+ReadingTypeName = Literal[
+    "blood-pressure",
+    "heart-rate",
+    "spo2",
+    "respiratory-rate",
+    "body-temperature",
+    "body-weight",
+    "blood-glucose",
+    "peak-flow",
+]
+assert set(get_args(ReadingTypeName)) == set(READING_TYPES), "ReadingTypeName must list READING_TYPES"
 
 
 def known_reading_type(value: str) -> str:

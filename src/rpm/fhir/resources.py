@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 from typing import Any
 
@@ -28,19 +29,22 @@ def patient_resource(patient: Patient) -> dict[str, Any]:
     }
 
 
-def device_resource(device: Device) -> dict[str, Any]:
+def device_resource(device: Device, patient_id: uuid.UUID | None = None) -> dict[str, Any]:
+    """`patient_id`: the patient the device is assigned to now, where the caller may know it."""
     resource: dict[str, Any] = {
         "resourceType": "Device",
         "id": str(device.id),
         "identifier": [{"system": DEVICE_SERIAL_SYSTEM, "value": device.serial}],
-        "serialNumber": device.serial,
         "status": "active",
+        "serialNumber": device.serial,
         "type": {"text": device.type},
     }
     if device.manufacturer:
         resource["manufacturer"] = device.manufacturer
     if device.model:
         resource["modelNumber"] = device.model
+    if patient_id is not None:
+        resource["patient"] = {"reference": f"Patient/{patient_id}"}
     return resource
 
 
@@ -59,14 +63,11 @@ def searchset(resources: list[dict[str, Any]], base: str, self_url: str, next_ur
     }
 
 
-def capability_statement(base: str, released: datetime) -> dict[str, Any]:
-    def read_only(kind: str, params: list[tuple[str, str]]) -> dict[str, Any]:
-        return {
-            "type": kind,
-            "interaction": [{"code": "read"}, {"code": "search-type"}],
-            "searchParam": [{"name": n, "type": t} for n, t in params],
-        }
-
+def capability_statement(
+    base: str, released: datetime, resources: dict[str, tuple[list[str], dict[str, str]]]
+) -> dict[str, Any]:
+    """`resources`: for each resource type, its interactions and its search parameters (name:
+    type), exactly as the facade implements them."""
     return {
         "resourceType": "CapabilityStatement",
         "status": "active",
@@ -81,18 +82,16 @@ def capability_statement(base: str, released: datetime) -> dict[str, Any]:
                 "mode": "server",
                 "security": {"cors": False, "description": "OpenID Connect bearer tokens"},
                 "resource": [
-                    read_only(
-                        "Observation",
-                        [
-                            ("patient", "reference"),
-                            ("code", "token"),
-                            ("date", "date"),
-                            ("_count", "number"),
-                            ("_sort", "string"),
-                        ],
-                    ),
-                    read_only("Patient", [("identifier", "token")]),
-                    {"type": "Device", "interaction": [{"code": "read"}]},
+                    {
+                        "type": kind,
+                        "interaction": [{"code": code} for code in interactions],
+                        **(
+                            {"searchParam": [{"name": n, "type": t} for n, t in parameters.items()]}
+                            if parameters
+                            else {}
+                        ),
+                    }
+                    for kind, (interactions, parameters) in resources.items()
                 ],
             }
         ],

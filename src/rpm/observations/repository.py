@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Select, and_, func, or_, select, text
+from sqlalchemy import Select, select, text, true, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from rpm.fhir.codes import READING_TYPE_OF_CODE
 from rpm.observations.models import Observation
@@ -100,18 +101,19 @@ class SearchCursor:
     id: uuid.UUID
 
 
-def search_statement(
-    patient_ids: Sequence[uuid.UUID],
-    codes: Sequence[str],
+def _search(
+    statement: Select[Any],
+    columns: Any,
+    codes: Sequence[str] | None,
     dates: Sequence[DateBound],
     newest_first: bool,
     after: SearchCursor | None,
-) -> Select[tuple[Observation]]:
-    statement = select(Observation).where(Observation.patient_id.in_(patient_ids))
-    if codes:
-        statement = statement.where(Observation.code.in_(codes))
+) -> Select[Any]:
+    """Search conditions and order on `columns` (Observation's, or a subquery's)."""
+    if codes is not None:
+        statement = statement.where(columns.code.in_(codes))
+    column = columns.effective_at
     for bound in dates:
-        column = Observation.effective_at
         statement = statement.where(
             {
                 "ge": column >= bound.at,
@@ -123,49 +125,94 @@ def search_statement(
         )
     if newest_first:
         if after is not None:
+            # The plain bound lets the (patient, time) index start at the cursor.
             statement = statement.where(
-                or_(
-                    Observation.effective_at < after.effective_at,
-                    and_(Observation.effective_at == after.effective_at, Observation.id < after.id),
-                )
+                column <= after.effective_at, tuple_(column, columns.id) < tuple_(after.effective_at, after.id)
             )
-        return statement.order_by(Observation.effective_at.desc(), Observation.id.desc())
+        return statement.order_by(column.desc(), columns.id.desc())
     if after is not None:
         statement = statement.where(
-            or_(
-                Observation.effective_at > after.effective_at,
-                and_(Observation.effective_at == after.effective_at, Observation.id > after.id),
-            )
+            column >= after.effective_at, tuple_(column, columns.id) > tuple_(after.effective_at, after.id)
         )
-    return statement.order_by(Observation.effective_at, Observation.id)
+    return statement.order_by(column, columns.id)
 
 
 async def search(
     session: AsyncSession,
     *,
-    patient_ids: Sequence[uuid.UUID],
-    codes: Sequence[str],
+    patients: uuid.UUID | Select[uuid.UUID],
+    codes: Sequence[str] | None,
     dates: Sequence[DateBound],
     newest_first: bool,
     after: SearchCursor | None,
     limit: int,
 ) -> list[Observation]:
-    statement = search_statement(patient_ids, codes, dates, newest_first, after).limit(limit)
-    return list(await session.scalars(statement))
+    """Observations of one patient, or of every patient `patients` selects, in time order.
+
+    Across patients, each patient's first `limit` come off the (patient, time) index and
+    only those are merged: the newest readings of an organisation's hundreds of patients
+    without sorting all of their readings."""
+    if isinstance(patients, uuid.UUID):
+        statement = _search(
+            select(Observation).where(Observation.patient_id == patients),
+            Observation,
+            codes,
+            dates,
+            newest_first,
+            after,
+        )
+        return list(await session.scalars(statement.limit(limit)))
+    followed = patients.distinct().subquery("followed")
+    each = _search(
+        select(Observation).where(Observation.patient_id == followed.c[0]),
+        Observation,
+        codes,
+        dates,
+        newest_first,
+        after,
+    )
+    firsts = each.limit(limit).lateral("firsts")
+    merged = aliased(Observation, firsts)
+    statement = _search(
+        select(merged).select_from(followed).join(firsts, true()), merged, None, (), newest_first, None
+    )
+    return list(await session.scalars(statement.limit(limit)))
+
+
+_LAST_READING_TIMES = text(
+    """
+    select p.id, t.code, last.at
+    from unnest(cast(:ids as uuid[])) as p(id)
+    cross join unnest(cast(:codes as text[])) as t(code)
+    cross join lateral (
+        select o.effective_at as at from observations o where o.patient_id = p.id and o.code = t.code
+        order by o.effective_at desc limit 1
+    ) as last
+    """
+)
 
 
 async def last_reading_times(
     session: AsyncSession, patient_ids: Sequence[uuid.UUID]
 ) -> dict[uuid.UUID, dict[str, datetime]]:
-    """For each patient, the time of the newest reading of each type."""
+    """For each patient, the time of the newest reading of each type: one probe of the
+    (patient, code, time) index per type, however many readings there are."""
     if not patient_ids:
         return {}
-    rows = await session.execute(
-        select(Observation.patient_id, Observation.code, func.max(Observation.effective_at))
-        .where(Observation.patient_id.in_(patient_ids))
-        .group_by(Observation.patient_id, Observation.code)
-    )
+    rows = await session.execute(_LAST_READING_TIMES, {"ids": list(patient_ids), "codes": list(READING_TYPE_OF_CODE)})
     found: dict[uuid.UUID, dict[str, datetime]] = {}
     for patient_id, code, last in rows:
         found.setdefault(patient_id, {})[READING_TYPE_OF_CODE[code]] = last
     return found
+
+
+async def patients_of_readings(session: AsyncSession, readings: Collection[tuple[str, str]]) -> list[uuid.UUID]:
+    """The patients of the stored readings with these (gateway id, reading id) keys."""
+    if not readings:
+        return []
+    rows = await session.scalars(
+        select(Observation.patient_id)
+        .where(tuple_(Observation.gateway_id, Observation.reading_id).in_(list(readings)))
+        .distinct()
+    )
+    return sorted(rows)

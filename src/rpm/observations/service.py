@@ -366,21 +366,27 @@ async def search_observations(
     actor: Actor,
     *,
     patient_id: uuid.UUID | None,
-    codes: Sequence[str],
+    codes: Sequence[str] | None,
     dates: Sequence[repository.DateBound],
     newest_first: bool,
     after: repository.SearchCursor | None,
     limit: int,
 ) -> list[Observation]:
-    """Observations of one patient, or of every patient the caller may see."""
+    """Observations of one patient, or of every patient the caller may see. `codes=None`:
+    any code; an empty list matches nothing."""
     if patient_id is not None:
         await access.require_patient(session, actor.staff, patient_id)
-        scope: Any = [patient_id]
-    else:
-        scope = visible_patient_ids(actor.staff.orgnr, access.today())
-    found = await repository.search(
-        session, patient_ids=scope, codes=codes, dates=dates, newest_first=newest_first, after=after, limit=limit
-    )
+    found: list[Observation] = []
+    if codes is None or codes:
+        found = await repository.search(
+            session,
+            patients=patient_id or visible_patient_ids(actor.staff.orgnr, access.today()),
+            codes=codes,
+            dates=dates,
+            newest_first=newest_first,
+            after=after,
+            limit=limit,
+        )
     await record(
         session,
         actor,

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from rpm.errors import Conflict, InvalidInput
+from rpm.access.staff import Staff
+from rpm.errors import Conflict, Forbidden, InvalidInput
 from rpm.organisations import repository
 from rpm.organisations.models import Organisation, OrganisationKind
 
@@ -21,4 +22,12 @@ async def add(session: AsyncSession, *, orgnr: str, name: str, kind: str) -> Org
     organisation = Organisation(orgnr=orgnr, name=name.strip(), kind=kind)
     session.add(organisation)
     await session.flush()
+    return organisation
+
+
+async def caller_organisation(session: AsyncSession, staff: Staff) -> Organisation:
+    """The organisation a staff member acts for; it must be registered here."""
+    organisation = await repository.by_orgnr(session, staff.orgnr)
+    if organisation is None:
+        raise Forbidden("unknown_organisation", f"your organisation {staff.orgnr} is not registered in this service")
     return organisation

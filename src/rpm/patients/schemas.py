@@ -6,7 +6,7 @@ import uuid
 from datetime import date, datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AliasChoices, AliasPath, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from rpm.fhir.codes import known_reading_type
 from rpm.patients.identity import InvalidIdentityNumber, parse_identity_number
@@ -86,14 +86,23 @@ class PatientPatch(BaseModel):
 
 
 class CareTeamOut(BaseModel):
-    model_config = ConfigDict(populate_by_name=True)
+    model_config = ConfigDict(from_attributes=True)
 
-    organisation: str
-    from_: date = Field(serialization_alias="from")
-    to: date | None
+    organisation: str = Field(validation_alias=AliasChoices(AliasPath("organisation", "orgnr"), "organisation"))
+    from_: date = Field(validation_alias=AliasChoices("period_from", "from_"), serialization_alias="from")
+    to: date | None = Field(validation_alias=AliasChoices("period_to", "to"))
+
+
+class PlanItemOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    type: str = Field(validation_alias=AliasChoices("reading_type", "type"))
+    every_hours: int
 
 
 class PatientOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     id: uuid.UUID
     identifier: str
     identifier_system: str
@@ -101,21 +110,57 @@ class PatientOut(BaseModel):
     birth_date: date
     conditions: list[str]
     care_team: list[CareTeamOut]
-    measurement_plan: list[PlanItem]
-    status: str
+    measurement_plan: list[PlanItemOut]
+    status: Literal["active", "ended"]
     follow_up_ended_at: datetime | None
 
 
-class PlanAdherence(BaseModel):
+Priority = Literal["red", "yellow", "missing", "green"]
+PatientSort = Literal["priority", "name", "last_reading", "-last_reading"]
+
+
+class PlanStatus(BaseModel):
+    """One reading type of the measurement plan: when it was last measured, whether it is
+    overdue by the missing-measurement rule, and the last 7 days' adherence."""
+
     type: str
     every_hours: int
     last_reading_at: datetime | None
-    on_schedule: bool
+    missing: bool
+    received: int  # intervals of the last 7 days with at least one reading
+    expected: int  # intervals of the last 7 days since enrolment
+
+
+class Adherence(BaseModel):
+    """Over the last 7 days, all planned types together: intervals with a reading / intervals."""
+
+    received: int
+    expected: int
+    ratio: float | None  # None while nothing is expected yet (enrolled today)
+
+
+class NewestAlert(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    rule: str
+    level: Literal["yellow", "red"]
+    status: str
+    opened_at: datetime
+    last_reading_at: datetime | None
+    value: float | None
+    unit: str | None
 
 
 class PatientSummary(PatientOut):
-    """A row of the caller's patient list."""
+    """A row of the nurse's worklist (GET /patients)."""
 
-    worst_alert_level: str | None = None
-    last_reading_at: dict[str, datetime]
-    adherence: list[PlanAdherence]
+    priority: Priority
+    worst_alert_level: Literal["yellow", "red"] | None
+    active_alerts: int
+    unacknowledged_since: datetime | None  # the oldest unacknowledged alert of the priority's level
+    newest_alert: NewestAlert | None
+    last_reading: datetime | None  # of any type
+    last_reading_at: dict[str, datetime]  # by reading type
+    plan: list[PlanStatus]
+    adherence: Adherence

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -20,34 +21,27 @@ from rpm.organisations import repository as organisations
 from rpm.patients import repository
 from rpm.patients.identity import parse_identity_number
 from rpm.patients.models import CareTeamMember, MeasurementPlanItem, Patient
+from rpm.patients.plan import plan_adherence, ratio
 from rpm.patients.schemas import (
+    Adherence,
     CareTeamEntry,
-    CareTeamOut,
+    NewestAlert,
     PatientCreate,
     PatientOut,
     PatientPatch,
+    PatientSort,
     PatientSummary,
-    PlanAdherence,
     PlanItem,
+    PlanStatus,
+    Priority,
 )
+
+PRIORITIES: tuple[Priority, ...] = ("red", "yellow", "missing", "green")  # by repository.PRIORITY_RANK
 
 
 def to_out(patient: Patient) -> PatientOut:
-    return PatientOut(
-        id=patient.id,
-        identifier=patient.identifier,
-        identifier_system=patient.identifier_system,
-        name=patient.name,
-        birth_date=patient.birth_date,
-        conditions=list(patient.conditions),
-        care_team=[
-            CareTeamOut(organisation=m.organisation.orgnr, from_=m.period_from, to=m.period_to)
-            for m in patient.care_team
-        ],
-        measurement_plan=[PlanItem(type=p.reading_type, every_hours=p.every_hours) for p in patient.measurement_plan],
-        status=patient.status,
-        follow_up_ended_at=patient.follow_up_ended_at,
-    )
+    """The patient with care team (and each member's organisation) and plan loaded."""
+    return PatientOut.model_validate(patient)
 
 
 async def _care_team(session: AsyncSession, patient_id: uuid.UUID, entries: Sequence[CareTeamEntry]) -> None:
@@ -158,45 +152,99 @@ async def change(session: AsyncSession, actor: Actor, patient_id: uuid.UUID, pat
     return await _reload(session, patient_id)
 
 
-def adherence(plan: Sequence[PlanItem], last: dict[str, datetime], now: datetime) -> list[PlanAdherence]:
-    """Whether each planned type has a reading within its interval. Pure."""
-    return [
-        PlanAdherence(
-            type=item.type,
-            every_hours=item.every_hours,
-            last_reading_at=last.get(item.type),
-            on_schedule=item.type in last and now - last[item.type] <= timedelta(hours=item.every_hours),
+def _plan_statuses(
+    rows: Sequence[repository.PlanRow],
+    taken: dict[tuple[uuid.UUID, str], list[datetime]],
+    enrolled_at: datetime,
+    now: datetime,
+) -> list[PlanStatus]:
+    statuses = []
+    for row in rows:
+        times = taken.get((row.patient_id, row.reading_type), [])
+        received, expected = plan_adherence(row.every_hours, times, enrolled_at, now)
+        statuses.append(
+            PlanStatus(
+                type=row.reading_type,
+                every_hours=row.every_hours,
+                last_reading_at=row.last_reading_at,
+                missing=row.missing,
+                received=received,
+                expected=expected,
+            )
         )
-        for item in plan
-    ]
+    return statuses
 
 
-async def list_visible(
+def _total(statuses: Sequence[PlanStatus]) -> Adherence:
+    received, expected = sum(p.received for p in statuses), sum(p.expected for p in statuses)
+    return Adherence(received=received, expected=expected, ratio=ratio(received, expected))
+
+
+async def plan_of(
+    session: AsyncSession, patient: Patient, now: datetime, grace: timedelta
+) -> tuple[list[PlanStatus], Adherence]:
+    """The patient's plan items with their last reading, whether overdue, and adherence."""
+    rows = await repository.plan_status(session, [patient.id], now, grace)
+    taken = await repository.plan_readings(session, [patient.id], now)
+    statuses = _plan_statuses(rows, taken, patient.created_at, now)
+    return statuses, _total(statuses)
+
+
+async def worklist(
     session: AsyncSession,
     actor: Actor,
     *,
-    after: uuid.UUID | None,
-    limit: int,
+    now: datetime,
+    grace: timedelta,
+    sort: PatientSort = "priority",
+    after: tuple[Any, ...] | None = None,
+    limit: int = 50,
     status: str | None = None,
-    identifier: str | None = None,
+    condition: str | None = None,
+    priority: Priority | None = None,
+    organisation: str | None = None,
 ) -> list[PatientSummary]:
-    patients = await repository.visible_page(
-        session, actor.staff.orgnr, access.today(), after=after, limit=limit, status=status, identifier=identifier
+    """The caller's patients, each with their alerts, plan and adherence, in worklist order."""
+    keys = await repository.worklist_page(
+        session,
+        actor.staff.orgnr,
+        access.today(),
+        now,
+        grace,
+        sort=sort,
+        after=after,
+        limit=limit,
+        status=status,
+        condition=condition,
+        priority=priority,
+        organisation=organisation,
     )
-    ids = [p.id for p in patients]
+    ids = [k.id for k in keys]
+    patients = {p.id: p for p in await repository.full_many(session, ids)}
+    active = await alerts.active_summaries(session, ids)
     last = await observations.last_reading_times(session, ids)
-    worst = await alerts.worst_levels(session, ids)
-    now = datetime.now(UTC)
+    plans: dict[uuid.UUID, list[repository.PlanRow]] = {}
+    for row in await repository.plan_status(session, ids, now, grace):
+        plans.setdefault(row.patient_id, []).append(row)
+    taken = await repository.plan_readings(session, ids, now)
     summaries = []
-    for patient in patients:
-        out = to_out(patient)
-        times = last.get(patient.id, {})
+    for key in keys:
+        patient = patients[key.id]
+        statuses = _plan_statuses(plans.get(key.id, []), taken, patient.created_at, now)
+        summary = active.get(key.id)
+        times = last.get(key.id, {})
         summaries.append(
             PatientSummary(
-                **out.model_dump(),
+                **to_out(patient).model_dump(),
+                priority=PRIORITIES[key.priority],
+                worst_alert_level=summary.worst if summary else None,
+                active_alerts=summary.active if summary else 0,
+                unacknowledged_since=key.unacknowledged_since,
+                newest_alert=NewestAlert.model_validate(summary.newest) if summary else None,
+                last_reading=max(times.values(), default=None),
                 last_reading_at=times,
-                adherence=adherence(out.measurement_plan, times, now),
-                worst_alert_level=worst.get(patient.id),
+                plan=statuses,
+                adherence=_total(statuses),
             )
         )
     await record(session, actor, "search", "Patient", None, ids)

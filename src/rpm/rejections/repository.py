@@ -5,11 +5,13 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Literal
 
-from sqlalchemy import insert, select, tuple_
+from sqlalchemy import func, insert, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from rpm.devices.models import Device
+from rpm.gateways.models import Gateway
 from rpm.rejections.models import RejectedReading
 
 
@@ -29,20 +31,43 @@ async def open_for_serial(session: AsyncSession, serial: str) -> list[RejectedRe
     return list(rows)
 
 
-async def for_organisation(
+async def owned_by(
     session: AsyncSession,
-    organisation_id: uuid.UUID,
+    organisation_id: uuid.UUID | Literal["anyone"] | None,
     *,
-    serial: str | None,
-    include_reprocessed: bool,
-    after: tuple[datetime, uuid.UUID] | None,
-    limit: int,
+    gateway: str | None = None,
+    serial: str | None = None,
+    reason: str | None = None,
+    received_from: datetime | None = None,
+    received_to: datetime | None = None,
+    include_reprocessed: bool = False,
+    after: tuple[datetime, uuid.UUID] | None = None,
+    limit: int = 50,
 ) -> list[RejectedReading]:
-    """Rejections of the devices the organisation registered, newest first."""
-    own_serials = select(Device.serial).where(Device.organisation_id == organisation_id)
-    statement = select(RejectedReading).where(RejectedReading.device_serial.in_(own_serials))
+    """Rejections that belong to the organisation, newest first. A rejection belongs to the
+    organisation that registered its device, else to the one that registered its gateway, else
+    to none (`organisation_id=None`: what only an operator sees; "anyone": all of them).
+    Decided when asked, so a device registered later takes its rejections with it."""
+    owner = func.coalesce(Device.organisation_id, Gateway.organisation_id)
+    statement = (
+        select(RejectedReading)
+        .outerjoin(Device, Device.serial == RejectedReading.device_serial)
+        .outerjoin(Gateway, Gateway.id == RejectedReading.gateway_id)
+    )
+    if organisation_id is None:
+        statement = statement.where(owner.is_(None))
+    elif organisation_id != "anyone":
+        statement = statement.where(owner == organisation_id)
+    if gateway is not None:
+        statement = statement.where(RejectedReading.gateway_id == gateway)
     if serial is not None:
         statement = statement.where(RejectedReading.device_serial == serial)
+    if reason is not None:
+        statement = statement.where(RejectedReading.reason == reason)
+    if received_from is not None:
+        statement = statement.where(RejectedReading.received_at >= received_from)
+    if received_to is not None:
+        statement = statement.where(RejectedReading.received_at < received_to)
     if not include_reprocessed:
         statement = statement.where(RejectedReading.reprocessed_at.is_(None))
     if after is not None:

@@ -8,18 +8,21 @@ from datetime import UTC, datetime
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from rpm.access.staff import Role
-from rpm.audit.service import Actor
+from rpm.audit.service import Actor, record
 from rpm.devices import repository as devices
 from rpm.errors import NotFound
+from rpm.observations import repository as observations
 from rpm.observations.service import IncomingMessage, record_messages
-from rpm.organisations import repository as organisations
+from rpm.organisations.service import caller_organisation
 from rpm.rejections import repository
-from rpm.rejections.models import RejectedReading
 from rpm.rejections.schemas import RejectedOut
 
 
-async def reprocess_device(session: AsyncSession, serial: str, *, now: datetime | None = None) -> dict[str, int]:
-    """Run the device's open rejections through ingest again; those still rejected stay open."""
+async def reprocess_device(
+    session: AsyncSession, serial: str, *, now: datetime | None = None, stored: set[tuple[str, str]] | None = None
+) -> dict[str, int]:
+    """Run the device's open rejections through ingest again; those still rejected stay open.
+    The (gateway, reading id) of each reading accepted now is added to `stored`."""
     now = now or datetime.now(UTC)
     rows = await repository.open_for_serial(session, serial)
     counts = {"accepted": 0, "duplicate": 0, "rejected": 0}
@@ -38,54 +41,53 @@ async def reprocess_device(session: AsyncSession, serial: str, *, now: datetime 
             row.reason, row.detail = result["reason"], result.get("detail")
         else:
             row.reprocessed_at, row.reprocess_outcome = now, result
+            if result["status"] == "accepted" and stored is not None and row.gateway_id and result["id"]:
+                stored.add((row.gateway_id, result["id"]))
     await session.flush()
     return counts
-
-
-def to_out(row: RejectedReading) -> RejectedOut:
-    return RejectedOut(
-        id=row.id,
-        received_at=row.received_at,
-        topic=row.topic,
-        gateway_id=row.gateway_id,
-        reading_id=row.reading_id,
-        device_serial=row.device_serial,
-        reason=row.reason,
-        detail=row.detail,
-        payload=row.payload.decode("utf-8", errors="backslashreplace"),
-        reprocessed_at=row.reprocessed_at,
-        reprocess_outcome=row.reprocess_outcome,
-    )
-
-
-async def _organisation_id(session: AsyncSession, actor: Actor) -> uuid.UUID:
-    organisation = await organisations.by_orgnr(session, actor.staff.orgnr)
-    if organisation is None:
-        raise NotFound("not_found", "your organisation is not registered")
-    return organisation.id
 
 
 async def list_for_caller(
     session: AsyncSession,
     actor: Actor,
     *,
-    serial: str | None,
-    include_reprocessed: bool,
-    after: tuple[datetime, uuid.UUID] | None,
-    limit: int,
+    gateway: str | None = None,
+    serial: str | None = None,
+    reason: str | None = None,
+    received_from: datetime | None = None,
+    received_to: datetime | None = None,
+    include_reprocessed: bool = False,
+    after: tuple[datetime, uuid.UUID] | None = None,
+    limit: int = 50,
 ) -> list[RejectedOut]:
-    """Rejected readings of the devices the caller's organisation registered."""
-    organisation_id = await _organisation_id(session, actor)
-    rows = await repository.for_organisation(
-        session, organisation_id, serial=serial, include_reprocessed=include_reprocessed, after=after, limit=limit
+    """The rejected readings that belong to the caller's organisation (see repository.owned_by):
+    raw payloads never cross organisations."""
+    organisation = await caller_organisation(session, actor.staff)
+    rows = await repository.owned_by(
+        session,
+        organisation.id,
+        gateway=gateway,
+        serial=serial,
+        reason=reason,
+        received_from=received_from,
+        received_to=received_to,
+        include_reprocessed=include_reprocessed,
+        after=after,
+        limit=limit,
     )
-    return [to_out(row) for row in rows]
+    return [RejectedOut.model_validate(row) for row in rows]
 
 
 async def reprocess_for_caller(session: AsyncSession, actor: Actor, serial: str) -> dict[str, int]:
-    """An admin reprocesses the open rejections of a device their organisation registered."""
+    """An admin reprocesses the open rejections of a device their organisation registered
+    (typically just now, after seeing its readings rejected as `unknown_device`)."""
     actor.staff.require(Role.admin)
     device = await devices.by_serial(session, serial)
-    if device is None or device.organisation_id != await _organisation_id(session, actor):
+    organisation = await caller_organisation(session, actor.staff)
+    if device is None or device.organisation_id != organisation.id:
         raise NotFound("not_found", "no such device")
-    return await reprocess_device(session, serial)
+    stored: set[tuple[str, str]] = set()
+    counts = await reprocess_device(session, serial, stored=stored)
+    patients = await observations.patients_of_readings(session, stored)
+    await record(session, actor, "reprocess", "Device", str(device.id), patients)
+    return counts

@@ -11,7 +11,9 @@ from sqlalchemy import select, text
 from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from rpm.observations.models import Observation
 from rpm.rules.models import ThresholdOverride
+from rpm.rules.preview import PastReading
 from rpm.rules.templates import BODY_WEIGHT
 
 # Each patient's conditions and newest override version, in one round trip; the ids travel
@@ -106,3 +108,33 @@ async def weight_extremes(
         if high_id is not None:
             found[reading_id].append((high_id, high_at, float(high_value)))
     return found
+
+
+async def readings_since(session: AsyncSession, patient_id: uuid.UUID, since: datetime) -> list[PastReading]:
+    """The patient's stored Observations taken from `since` on, as the rules see them."""
+    rows = await session.execute(
+        select(
+            Observation.id,
+            Observation.code,
+            Observation.effective_at,
+            Observation.value,
+            Observation.components,
+            Observation.unit,
+        )
+        .where(Observation.patient_id == patient_id, Observation.effective_at >= since)
+        .order_by(Observation.effective_at, Observation.id)
+    )
+    found = []
+    for oid, code, at, value, components, unit in rows:
+        values = dict(components) if components is not None else {code: value} if value is not None else None
+        if values is not None:
+            found.append(PastReading(id=oid, code=code, effective_at=at, values=values, unit=unit))
+    return found
+
+
+async def override_history(session: AsyncSession, patient_id: uuid.UUID) -> list[ThresholdOverride]:
+    """Every version of the patient's overrides, oldest first."""
+    rows = await session.scalars(
+        select(ThresholdOverride).where(ThresholdOverride.patient_id == patient_id).order_by(ThresholdOverride.version)
+    )
+    return list(rows)

@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import datetime
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, RootModel, field_validator, model_validator
 
 from rpm.fhir.codes import CODES_BY_LOINC
+
+
+def measured_codes(value: dict[str, Any]) -> dict[str, Any]:
+    """Validator for overrides by LOINC code: only codes of quantities the service measures."""
+    unknown = sorted(set(value) - set(CODES_BY_LOINC))
+    if unknown:
+        raise ValueError(f"{unknown[0]} is not a LOINC code this service measures")
+    return value
 
 
 class BandIn(BaseModel):
@@ -55,10 +64,67 @@ class ThresholdsChange(BaseModel):
     bands: dict[str, QuantityBandsIn | None] = Field(default_factory=dict)
     weight_gain: WeightGainIn | None = None
 
-    @field_validator("bands")
-    @classmethod
-    def _known_codes(cls, value: dict[str, Any]) -> dict[str, Any]:
-        unknown = sorted(set(value) - set(CODES_BY_LOINC))
-        if unknown:
-            raise ValueError(f"{unknown[0]} is not a LOINC code this service measures")
-        return value
+    _known_codes = field_validator("bands")(measured_codes)
+
+
+class ThresholdsPreviewIn(BaseModel):
+    """Proposed overrides, as in a change (without its reason), and how many days back to try them."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    days: int = Field(default=30, ge=1, le=365)
+    bands: dict[str, QuantityBandsIn | None] = Field(default_factory=dict)
+    weight_gain: WeightGainIn | None = None
+
+    _known_codes = field_validator("bands")(measured_codes)
+
+
+class PreviewAlert(BaseModel):
+    rule: str
+    level: Literal["yellow", "red"]
+    at: datetime = Field(description="when the reading that would have opened it was taken")
+    last_reading_at: datetime
+    occurrences: int
+    value: float | None
+    unit: str | None
+    threshold: dict[str, Any] | None
+    observations: list[str]
+
+
+class AlertCounts(BaseModel):
+    yellow: int
+    red: int
+
+
+class ThresholdsPreviewOut(BaseModel):
+    """The alerts the proposed thresholds would have raised from the patient's readings of the
+    last `days` days (one per episode of out-of-band readings; see rules.preview), and, for
+    comparison, what the thresholds in force now would have raised."""
+
+    days: int
+    from_: datetime = Field(serialization_alias="from")
+    to: datetime
+    readings: int  # stored Observations judged
+    yellow: int
+    red: int
+    alerts: list[PreviewAlert]
+    current: AlertCounts
+    thresholds: dict[str, Any]  # the effective thresholds the proposal makes
+
+
+class QuantityThresholds(BaseModel):
+    yellow: dict[Literal["low", "high"], float]
+    red: dict[Literal["low", "high"], float]
+    source: Literal["template", "override"]
+    # The templates it comes from, when the source is template.
+    templates: list[str] | None = Field(default=None, exclude_if=lambda templates: templates is None)
+
+
+class WeightGainThresholds(BaseModel):
+    yellow: float | None
+    red: float | None
+    window_hours: int
+    source: Literal["template", "override"]
+
+
+EffectiveThresholdsOut = RootModel[dict[str, QuantityThresholds | WeightGainThresholds]]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Collection, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from sqlalchemy.exc import IntegrityError
@@ -17,11 +17,13 @@ from rpm.alerts import service as alerts
 from rpm.audit.service import Actor, record
 from rpm.errors import Conflict, NotFound
 from rpm.rules import repository
+from rpm.rules.bands import Level
 from rpm.rules.evaluation import Breach, Evidence, weight_gain_breach
 from rpm.rules.models import ThresholdOverride
-from rpm.rules.schemas import ThresholdsChange
+from rpm.rules.preview import counts, simulate
+from rpm.rules.schemas import AlertCounts, PreviewAlert, ThresholdsChange, ThresholdsPreviewIn, ThresholdsPreviewOut
 from rpm.rules.templates import BODY_WEIGHT
-from rpm.rules.thresholds import EffectiveThresholds, effective_thresholds
+from rpm.rules.thresholds import EffectiveThresholds, changed_overrides, effective_thresholds
 
 log = logging.getLogger("rpm.rules")
 
@@ -53,15 +55,12 @@ async def change_thresholds(
     await access.require_patient(session, actor.staff, patient_id)
     actor.staff.require(Role.physician, Role.admin)
     current = (await repository.latest_overrides(session, [patient_id])).get(patient_id)
-    bands: dict[str, Any] = dict(current.bands) if current else {}
-    for code, proposed in change.bands.items():
-        if proposed is None:
-            bands.pop(code, None)
-        else:
-            bands[code] = proposed.model_dump(exclude_none=True)
-    weight_gain = current.weight_gain if current else None
-    if change.weight_gain is not None:
-        weight_gain = change.weight_gain.model_dump()
+    bands, weight_gain = changed_overrides(
+        current.bands if current else None,
+        current.weight_gain if current else None,
+        {code: None if b is None else b.model_dump(exclude_none=True) for code, b in change.bands.items()},
+        change.weight_gain.model_dump() if change.weight_gain is not None else None,
+    )
     version = (current.version if current else 0) + 1
     session.add(
         ThresholdOverride(
@@ -85,6 +84,52 @@ async def change_thresholds(
     if thresholds is None:
         raise NotFound("not_found", "no such patient")
     return thresholds.as_dict()
+
+
+async def preview_thresholds(
+    session: AsyncSession, actor: Actor, patient_id: uuid.UUID, proposal: ThresholdsPreviewIn, now: datetime
+) -> ThresholdsPreviewOut:
+    """The alerts the proposed thresholds would have raised on the patient's readings of the
+    last `days` days, judged by the live rules (rules.preview). Nothing is stored."""
+    await access.require_patient(session, actor.staff, patient_id)
+    (inputs,) = await repository.threshold_inputs(session, [patient_id])
+    bands, weight_gain = changed_overrides(
+        inputs.bands,
+        inputs.weight_gain,
+        {code: None if b is None else b.model_dump(exclude_none=True) for code, b in proposal.bands.items()},
+        proposal.weight_gain.model_dump() if proposal.weight_gain is not None else None,
+    )
+    current = effective_thresholds(inputs.conditions, inputs.bands, inputs.weight_gain, inputs.version or 0)
+    proposed = effective_thresholds(inputs.conditions, bands, weight_gain, (inputs.version or 0) + 1)
+    start = now - timedelta(days=proposal.days)
+    # The weight-gain trend looks back from the first day's weights.
+    history = max((t.weight_gain.window_hours for t in (current, proposed) if t.weight_gain), default=0)
+    readings = await repository.readings_since(session, patient_id, start - timedelta(hours=history))
+    raised = simulate(patient_id, readings, proposed, start)
+    await record(session, actor, "preview", "Thresholds", str(patient_id), [patient_id])
+    return ThresholdsPreviewOut(
+        days=proposal.days,
+        from_=start,
+        to=now,
+        readings=sum(1 for r in readings if r.effective_at >= start),
+        **counts(raised),
+        alerts=[
+            PreviewAlert(
+                rule=a.rule,
+                level="red" if a.level is Level.red else "yellow",
+                at=a.opened_at,
+                last_reading_at=a.last_reading_at,
+                occurrences=a.occurrences,
+                value=a.value,
+                unit=a.unit,
+                threshold=a.threshold,
+                observations=[f"Observation/{o}" for o in a.observations],
+            )
+            for a in raised
+        ],
+        current=AlertCounts(**counts(simulate(patient_id, readings, current, start))),
+        thresholds=proposed.as_dict(),
+    )
 
 
 class StoredReading(Protocol):

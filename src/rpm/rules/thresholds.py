@@ -95,3 +95,21 @@ def _effective(
         )
         weight_gain_source = "override"
     return EffectiveThresholds(bands, sources, weight_gain, weight_gain_source, version, frozenset(overridden))
+
+
+def changed_overrides(
+    bands: Mapping[str, Any] | None,
+    weight_gain: Mapping[str, Any] | None,
+    band_changes: Mapping[str, Mapping[str, Any] | None],
+    weight_gain_change: Mapping[str, Any] | None,
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """A patient's overrides after a change: each code in `band_changes` replaces that code's
+    bands (None removes the override), a weight-gain change replaces the rule's levels."""
+    merged: dict[str, Any] = dict(bands or {})
+    for code, proposed in band_changes.items():
+        if proposed is None:
+            merged.pop(code, None)
+        else:
+            merged[code] = dict(proposed)
+    kept = weight_gain_change if weight_gain_change is not None else weight_gain
+    return merged, dict(kept) if kept is not None else None

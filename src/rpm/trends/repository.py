@@ -1,0 +1,130 @@
+"""Queries behind the dashboard and trends: one patient's Observations by code and time."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from typing import NamedTuple
+
+from sqlalchemy import text
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from rpm.trends.buckets import OSLO
+
+
+class Latest(NamedTuple):
+    id: uuid.UUID
+    code: str
+    effective_at: datetime
+    value: float | None
+    components: dict[str, float] | None
+    unit: str
+
+
+# The newest Observation of each code: one probe of the (patient, code, time) index each.
+_LATEST = text(
+    """
+    select o.id, o.code, o.effective_at, o.value, o.components, o.unit
+    from unnest(cast(:codes as text[])) as t(code)
+    cross join lateral (
+        select o.id, o.code, o.effective_at, o.value, o.components, o.unit from observations o
+        where o.patient_id = :patient_id and o.code = t.code
+        order by o.effective_at desc limit 1
+    ) as o
+    """
+).columns(components=JSONB)
+
+
+async def latest(session: AsyncSession, patient_id: uuid.UUID, codes: Sequence[str]) -> list[Latest]:
+    rows = await session.execute(_LATEST, {"patient_id": patient_id, "codes": list(codes)})
+    return [Latest(*r) for r in rows]
+
+
+class Point(NamedTuple):
+    """One quantity of one Observation: a panel gives one per component."""
+
+    observation_id: uuid.UUID
+    code: str  # of the quantity (a component's code for a panel)
+    effective_at: datetime
+    value: float
+
+
+# A panel's components become one point each, named by the component's code.
+_QUANTITIES = """
+    select o.id, q.code, o.effective_at, q.value
+    from observations o
+    cross join lateral (
+        select o.code, o.value where o.value is not null
+        union all
+        select c.key, cast(c.value as float8) from jsonb_each_text(o.components) as c where o.components is not null
+    ) as q(code, value)
+"""
+
+_POINTS = text(
+    f"""
+    {_QUANTITIES}
+    where o.patient_id = :patient_id and o.effective_at >= :since
+    order by o.effective_at, o.id
+    """
+)
+
+
+async def points_since(session: AsyncSession, patient_id: uuid.UUID, since: datetime) -> list[Point]:
+    rows = await session.execute(_POINTS, {"patient_id": patient_id, "since": since})
+    return [Point(*r) for r in rows]
+
+
+_RAW = text(
+    f"""
+    {_QUANTITIES}
+    where o.patient_id = :patient_id and o.code = :code and o.effective_at >= :start and o.effective_at < :end
+    order by o.effective_at, o.id
+    limit :limit
+    """
+)
+
+
+async def raw_points(
+    session: AsyncSession, patient_id: uuid.UUID, code: str, start: datetime, end: datetime, limit: int
+) -> list[Point]:
+    """The Observations of `code` taken in [start, end), oldest first, at most `limit`."""
+    rows = await session.execute(
+        _RAW, {"patient_id": patient_id, "code": code, "start": start, "end": end, "limit": limit}
+    )
+    return [Point(*r) for r in rows]
+
+
+class Aggregate(NamedTuple):
+    start: datetime
+    code: str  # of the quantity
+    readings: int
+    min: float
+    max: float
+    mean: float
+
+
+_BUCKETS = text(
+    f"""
+    select date_trunc(:field, q.effective_at, :zone) as start, q.code, count(*), min(q.value), max(q.value),
+        avg(q.value)
+    from ({_QUANTITIES}
+        where o.patient_id = :patient_id and o.code = :code and o.effective_at >= :start and o.effective_at < :end
+    ) as q(id, code, effective_at, value)
+    group by 1, 2
+    order by 2, 1
+    """
+)
+
+
+async def buckets(
+    session: AsyncSession, patient_id: uuid.UUID, code: str, start: datetime, end: datetime, field: str
+) -> list[Aggregate]:
+    """Count, min, max and mean per quantity and bucket (`field`: hour, day or week, cut in
+    Oslo time) of the Observations of `code` taken in [start, end)."""
+    rows = await session.execute(
+        _BUCKETS,
+        {"patient_id": patient_id, "code": code, "start": start, "end": end, "field": field, "zone": OSLO.key},
+    )
+    return [Aggregate(*r) for r in rows]

@@ -1,0 +1,92 @@
+"""Payloads of the dashboard and trends (api.md)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from rpm.alerts.schemas import AlertItem
+from rpm.patients.schemas import Adherence, PatientOut, PlanStatus
+
+
+class LatestValue(BaseModel):
+    """The newest reading of a type, judged against the patient's thresholds in force now."""
+
+    type: str
+    code: str
+    observation: str  # Observation/<id>
+    effective_at: datetime
+    value: float | None
+    components: dict[str, float] | None  # a panel's values by component code
+    unit: str
+    level: Literal["green", "yellow", "red"]
+    interpretation: str  # HL7 v3 ObservationInterpretation: N, L, H, LL, HH
+
+
+class SparkPoint(BaseModel):
+    at: datetime
+    value: float
+
+
+class Sparkline(BaseModel):
+    """One quantity's readings of the last 14 days, oldest first (a blood pressure gives two)."""
+
+    type: str
+    code: str
+    unit: str
+    points: list[SparkPoint]
+
+
+class Dashboard(BaseModel):
+    patient: PatientOut
+    latest: list[LatestValue]
+    active_alerts: list[AlertItem]
+    thresholds: dict[str, Any]  # as GET /patients/{id}/thresholds
+    plan: list[PlanStatus]
+    adherence: Adherence
+    sparklines: list[Sparkline]
+
+
+class TrendBucket(BaseModel):
+    start: datetime  # in Oslo time
+    end: datetime  # exclusive; a day is 23 or 25 hours when daylight saving time begins or ends
+    count: int
+    min: float
+    max: float
+    mean: float
+
+
+class BandPeriod(BaseModel):
+    """The bands in force from `from` to `to` (a change of thresholds starts a new period)."""
+
+    from_: datetime = Field(serialization_alias="from")
+    to: datetime
+    version: int  # of the patient's overrides; 0 = templates only
+    source: Literal["template", "override"]
+    yellow: dict[str, float]
+    red: dict[str, float]
+
+
+class TrendSeries(BaseModel):
+    code: str
+    display: str
+    unit: str
+    bands: dict[str, dict[str, float]]  # in force at the end of the period: {"yellow": ..., "red": ...}
+    band_periods: list[BandPeriod]
+    buckets: list[TrendBucket]
+
+
+class Trend(BaseModel):
+    """Top-level `bands` and `buckets` are those of the first series: the quantity itself, or a
+    blood pressure's systolic; `series` has each quantity (systolic and diastolic)."""
+
+    code: str
+    unit: str
+    bucket: Literal["raw", "1h", "1d", "1w"]
+    from_: datetime = Field(serialization_alias="from")
+    to: datetime
+    bands: dict[str, dict[str, float]]
+    buckets: list[TrendBucket]
+    series: list[TrendSeries]

@@ -2,8 +2,9 @@
 
 A list answers `{"items": [...], "next": "<cursor or null>"}` (api.md). A cursor is the sort
 key of the last item shown, as JSON in URL-safe base64; each list declares the type of its
-key once (`Cursor(tuple[int, datetime, uuid.UUID])`), and decoding checks it against that
-type, so a cursor from another list, or one a client made up, is refused with one clear error.
+key once, with the list's name (`Cursor("alerts", tuple[int, datetime, uuid.UUID])`), and
+decoding checks both, so a cursor from another list, or one a client made up, is refused with
+one clear error.
 """
 
 from __future__ import annotations
@@ -26,23 +27,29 @@ Position = TypeVar("Position")
 
 
 class Cursor(Generic[Position]):
-    """Encodes and decodes the sort key of one list."""
+    """Encodes and decodes the sort key of one list. The list's name travels in the cursor, so
+    a cursor given out by another list is refused even where the two keys look alike."""
 
-    def __init__(self, position: Any, *, parameter: str = "cursor") -> None:
-        self._adapter: TypeAdapter[Position] = TypeAdapter(position)
+    def __init__(self, name: str, position: Any, *, parameter: str = "cursor") -> None:
+        self.name = name
+        self._adapter: TypeAdapter[tuple[str, Position]] = TypeAdapter(tuple[str, position])  # type: ignore[valid-type]
         self.parameter = parameter
 
     def encode(self, position: Position) -> str:
-        return base64.urlsafe_b64encode(self._adapter.dump_json(position)).decode().rstrip("=")
+        return base64.urlsafe_b64encode(self._adapter.dump_json((self.name, position))).decode().rstrip("=")
 
     def decode(self, cursor: str | None) -> Position | None:
         if cursor is None or cursor == "":
             return None
         try:
-            raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-            return self._adapter.validate_json(raw)
+            # validate: a character outside the URL-safe alphabet is refused, not skipped
+            raw = base64.b64decode(cursor + "=" * (-len(cursor) % 4), altchars=b"-_", validate=True)
+            name, position = self._adapter.validate_json(raw)
         except (ValueError, binascii.Error, ValidationError) as error:
             raise InvalidInput("invalid_cursor", f"{self.parameter}: not a cursor this API gave out") from error
+        if name != self.name:
+            raise InvalidInput("invalid_cursor", f"{self.parameter}: a cursor of another list")
+        return position
 
 
 class Page(BaseModel, Generic[Item]):

@@ -56,7 +56,50 @@ How to read the output
 
 Options: `--readings`, `--messages`, `--batch-size`, `--window`, `--gateways`, `--patients`,
 `--workers`, `--breach-share`, `--timeout` (per scenario), `--worker-env RPM_X=value`
-(e.g. RPM_INGEST_BATCH_READINGS=5000 or RPM_RULES_ENABLED=false; repeatable).
+(e.g. RPM_INGEST_BATCH_READINGS=5000 or RPM_RULES_ENABLED=false; repeatable), `--database`,
+`--compare-empty` (below).
+
+Against a seeded database (issue 7: throughput with 10 M rows within 20 % of an empty table)
+------------------------------------------------------------------------------------------
+    .venv/bin/python bench/ingest.py --database rpm_seed                  # made by bench/seed.py
+    .venv/bin/python bench/ingest.py --database rpm_seed --compare-empty  # empty table, then rpm_seed
+
+`--database NAME` runs everything above against that existing database instead of a scratch
+one. It must exist and carry the schema (an `alembic_version` table); it is neither created nor
+dropped. The run:
+- migrates it (`rpm migrate`, a no-op when current) and uses the organisation 974600951 (adds
+  it only if missing);
+- enrols its own 200 patients and devices as above, whose identity numbers skip every
+  `patients.identifier` already there, and whose device serials (`BENCH-<token>-...`), gateway
+  ids (`bench-<token>-gw-NN`) and patient names (`Bench Patient <token> N`) carry the run's
+  random token; the topic root, client ids and share group are unique per run as always;
+- gives the worker settings under which its periodic checks still run their queries but change
+  nothing: RPM_MISSING_GRACE_HOURS=100000, RPM_ESCALATE_RED_MINUTES=10000000,
+  RPM_ESCALATE_YELLOW_HOURS=100000. With the defaults, the worker's first check would open
+  missing-measurement alerts for the seeded patients whose data has ended (nearly all, a few
+  hours after seeding) and escalate their open alerts: rows of the seeded community no clean-up
+  could tell from the seed's. The benchmark's own patients have no measurement plan, and an
+  escalation takes 15 minutes, so this changes nothing for its readings. `--worker-env`
+  overrides these;
+- restricts every check and count to its own rows: rows in `observations` and rejected
+  readings by its gateway ids, alerts and their evidence by its patients, the COPY baseline's
+  source rows by its gateway ids (COPY still goes into a fresh, empty
+  `like observations including all` table: the database's ceiling for these rows, the same
+  yardstick whatever the table holds). The header gives the rows `observations` held before the
+  run (pg_class.reltuples, or count(*) when never analysed);
+- afterwards (also on failure or Ctrl-C) deletes what it added where the schema allows: its
+  observations, its patients' alerts with their evidence and events, rejected readings and
+  gateway_status rows of its gateways, then VACUUMs those tables, so the next run meets the same
+  table. Patients and devices cannot be deleted (a trigger refuses it): its 200 patients and
+  devices, with their care-team memberships and device assignments, stay, as the output says.
+
+`--compare-empty` (needs `--database`) makes two complete runs with the same seed, options and
+naming conventions (tokens, inert periodic checks): first against a fresh scratch database,
+then against `--database`, each with its full report; then a comparison of the batched figure:
+empty, seeded, seeded/empty against the target >= 0.80 (PASS/FAIL), each run's raw COPY text
+baseline, and the ratio of the two runs' batched/COPY ratios, which cancels the machine's speed
+changing between the runs (if the two ratios disagree, the machine was not steady: repeat).
+The exit status is 0 when both runs and the comparison PASS.
 
 The exit status is 0 when every line PASSes, 1 otherwise. Everything talks to 127.0.0.1 only;
 every wait has a timeout.
@@ -77,7 +120,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, timezone
@@ -90,6 +133,7 @@ import psycopg
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+from psycopg import sql
 
 PROJECT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT))  # for tests.fixtures.identity
@@ -118,6 +162,7 @@ RESERVED_WORKER_ENV = {
 TARGET_BATCHED = 10_000  # readings/s
 TARGET_SINGLE = 2_000  # messages/s
 TARGET_RSS_MB = 300
+TARGET_SEEDED_RATIO = 0.80  # --compare-empty: seeded / empty batched throughput ("within 20 %")
 
 DEVICE_KINDS = [  # (reading type, serial prefix, manufacturer, model)
     ("blood-pressure", "BP", "A&D", "UA-651BLE"),
@@ -177,25 +222,51 @@ def run_rpm(args: list[str], env: dict[str, str], timeout: float = 120) -> str:
     return done.stdout.strip()
 
 
-def identity_numbers(count: int, rng: random.Random) -> Iterator[tuple[str, date]]:
+def identity_numbers(count: int, rng: random.Random, taken: Collection[str] = ()) -> Iterator[tuple[str, date]]:
+    """`count` distinct identity numbers with their birth dates, none of them in `taken`."""
     from tests.fixtures.identity import make_identity_number
 
     seen: set[str] = set()
     while len(seen) < count:
         born = date(rng.randint(1930, 1995), rng.randint(1, 12), rng.randint(1, 28))
         number = make_identity_number(born, rng.randint(0, 499))
-        if number is not None and number not in seen:
+        if number is not None and number not in seen and number not in taken:
             seen.add(number)
             yield number, born
 
 
-def create_database(database: str) -> uuid.UUID:
-    """A migrated scratch database with the bench organisation; returns the organisation's id."""
-    log(f"creating database {database}")
-    with psycopg.connect(PG_MAINTENANCE, autocommit=True, connect_timeout=5) as connection:
-        connection.execute(f'create database "{database}"')
-    env = rpm_env(database)
-    run_rpm(["migrate"], env)
+@dataclass(frozen=True)
+class Names:
+    """What a run calls its gateways, device serials and patients. With a token (an existing
+    database, and both runs of --compare-empty) they cannot meet what is there already."""
+
+    gateway_prefix: str = "bench-gw"
+    serial_prefix: str = "BENCH"
+    patient_prefix: str = "Bench Patient"
+
+    @classmethod
+    def tagged(cls, token: str) -> Names:
+        return cls(f"bench-{token}-gw", f"BENCH-{token}", f"Bench Patient {token}")
+
+    def gateway(self, number: int) -> str:
+        return f"{self.gateway_prefix}-{number:02d}"
+
+
+@dataclass
+class Setup:
+    """Where a run goes and what it enrolled: its checks and its clean-up touch only these."""
+
+    database: str
+    existing: bool  # --database: neither created nor dropped; the run removes its own rows
+    names: Names
+    gateway_ids: list[str]  # every gateway id the run publishes as (probe and warm-up included)
+    created: bool = False  # a scratch database that exists now and must be dropped
+    patient_ids: list[uuid.UUID] = field(default_factory=list)
+    devices: list[BenchDevice] = field(default_factory=list)
+    observations_before: int | None = None  # existing database: rows in observations before the run
+
+
+def add_organisation(env: dict[str, str]) -> uuid.UUID:
     return uuid.UUID(
         run_rpm(
             ["organisations", "add", "--orgnr", ORGNR, "--name", "Bench kommune", "--kind", "municipality"], env
@@ -203,8 +274,59 @@ def create_database(database: str) -> uuid.UUID:
     )
 
 
+def create_database(setup: Setup) -> uuid.UUID:
+    """A migrated scratch database with the bench organisation; returns the organisation's id."""
+    log(f"creating database {setup.database}")
+    with psycopg.connect(PG_MAINTENANCE, autocommit=True, connect_timeout=5) as connection:
+        connection.execute(f'create database "{setup.database}"')
+    setup.created = True
+    env = rpm_env(setup.database)
+    run_rpm(["migrate"], env)
+    return add_organisation(env)
+
+
+def check_existing_database(database: str) -> str | None:
+    """Why `database` cannot serve --database (it must exist and carry the schema), or None."""
+    with psycopg.connect(PG_MAINTENANCE, autocommit=True, connect_timeout=5) as connection:
+        if connection.execute("select 1 from pg_database where datname = %s", [database]).fetchone() is None:
+            return f"no database {database!r} on {PG_HOST}:{PG_PORT} (see psql -h {PG_HOST} -U postgres -l)"
+    with psycopg.connect(db_url(database), connect_timeout=5) as connection:
+        found = connection.execute("select to_regclass('public.alembic_version') is not null").fetchone()
+        if not (found and found[0]):
+            return f"database {database!r} has no alembic_version table: not an rpm database (seed it first)"
+    return None
+
+
+def observations_estimate(connection: psycopg.Connection[Any]) -> int:
+    """Rows in observations: pg_class.reltuples, or count(*) when the table was never analysed."""
+    found = connection.execute("select reltuples::bigint from pg_class where oid = 'public.observations'::regclass")
+    estimate = int((found.fetchone() or [-1])[0])
+    return estimate if estimate >= 0 else count(connection, "observations")
+
+
+def open_database(setup: Setup) -> tuple[uuid.UUID, set[str]]:
+    """An existing database (--database), migrated (a no-op when current): the bench
+    organisation's id (added only if missing) and the identity numbers already enrolled."""
+    env = rpm_env(setup.database)
+    run_rpm(["migrate"], env)
+    with psycopg.connect(db_url(setup.database), connect_timeout=5) as connection:
+        found = connection.execute("select id from organisations where orgnr = %s", [ORGNR]).fetchone()
+        taken = {row[0] for row in connection.execute("select identifier from patients")}
+        setup.observations_before = observations_estimate(connection)
+    log(
+        f"using the existing database {setup.database}: ~{setup.observations_before:,} rows in observations, "
+        f"{len(taken):,} patients, organisation {ORGNR} {'found' if found else 'missing: adding it'}"
+    )
+    return (found[0] if found else add_organisation(env)), taken
+
+
 def enrol(
-    database: str, org_id: uuid.UUID, enrolments: list[tuple[str, date, list[str], BenchDevice]]
+    database: str,
+    org_id: uuid.UUID,
+    enrolments: list[tuple[str, date, list[str], BenchDevice]],
+    *,
+    patient_prefix: str = "Bench Patient",
+    analyze: str = "analyze",
 ) -> list[uuid.UUID]:
     """Patients (identifier, birth date, conditions), each with one device assigned well before
     the readings' window, inserted directly (much faster than the API for hundreds); their ids."""
@@ -212,7 +334,9 @@ def enrol(
     patient_rows, care_rows, device_rows, assignment_rows = [], [], [], []
     for number, (identifier, born, conditions, device) in enumerate(enrolments):
         patient_id, device_id = uuid.uuid4(), uuid.uuid4()
-        patient_rows.append((patient_id, identifier, FNR_SYSTEM, f"Bench Patient {number}", born, conditions, "active"))
+        patient_rows.append(
+            (patient_id, identifier, FNR_SYSTEM, f"{patient_prefix} {number}", born, conditions, "active")
+        )
         care_rows.append((uuid.uuid4(), patient_id, org_id, (now - 3 * READINGS_SPREAD).date()))
         device_rows.append((device_id, device.serial, device.kind, device.manufacturer, device.model, org_id))
         assignment_rows.append((uuid.uuid4(), device_id, patient_id, now - 2 * READINGS_SPREAD))
@@ -235,28 +359,94 @@ def enrol(
             "insert into device_assignments (id, device_id, patient_id, valid_from) values (%s, %s, %s, %s)",
             assignment_rows,
         )
-        cursor.execute("analyze")
+        cursor.execute(analyze)
     return [row[0] for row in patient_rows]
 
 
-def setup_database(database: str, patients: int, rng: random.Random) -> list[BenchDevice]:
-    org_id = create_database(database)
-    devices: list[BenchDevice] = []
+def setup_database(setup: Setup, patients: int, rng: random.Random) -> None:
+    """A scratch database (created and migrated) or the existing one, with the run's patients
+    and devices enrolled (recorded in `setup`)."""
+    if setup.existing:
+        org_id, taken = open_database(setup)
+        analyze = "analyze patients, care_team_members, devices, device_assignments"  # not the big tables
+    else:
+        org_id, taken, analyze = create_database(setup), set(), "analyze"
     enrolments = []
-    for number, (identifier, born) in enumerate(identity_numbers(patients, rng)):
+    for number, (identifier, born) in enumerate(identity_numbers(patients, rng, taken)):
         kind, prefix, manufacturer, model = DEVICE_KINDS[number % len(DEVICE_KINDS)]
-        device = BenchDevice(f"BENCH-{prefix}-{number:05d}", kind, manufacturer, model, rng.random())
-        devices.append(device)
+        device = BenchDevice(
+            f"{setup.names.serial_prefix}-{prefix}-{number:05d}", kind, manufacturer, model, rng.random()
+        )
+        setup.devices.append(device)
         enrolments.append((identifier, born, CONDITIONS[number % len(CONDITIONS)], device))
-    enrol(database, org_id, enrolments)
-    log(f"database ready: 1 organisation, {patients} patients (conditions round robin), {patients} devices")
-    return devices
+    setup.patient_ids = enrol(
+        setup.database, org_id, enrolments, patient_prefix=setup.names.patient_prefix, analyze=analyze
+    )
+    log(
+        f"database ready: {'the existing' if setup.existing else '1'} organisation, {patients} patients "
+        f"(conditions round robin), {patients} devices"
+    )
 
 
 def drop_database(database: str) -> None:
     with psycopg.connect(PG_MAINTENANCE, autocommit=True, connect_timeout=5) as connection:
         connection.execute(f'drop database if exists "{database}" with (force)')
     log(f"dropped database {database}")
+
+
+# What a run added to an existing database and may delete (in this order, for the foreign keys).
+# Patients and devices stay: a trigger refuses their deletion (and with them their care-team
+# memberships and device assignments). Evidence and events go first, found both ways (by the run's
+# alerts and by its observations), so nothing can refer to the alerts and observations deleted
+# after them.
+REMOVABLE = [
+    (
+        "alert evidence rows",
+        "alert_observations",
+        "delete from alert_observations where alert_id in (select id from alerts where patient_id = any(%(patients)s))"
+        " or observation_id in (select id from observations where gateway_id = any(%(gateways)s))",
+    ),
+    (
+        "alert events",
+        "alert_events",
+        "delete from alert_events where patient_id = any(%(patients)s)"
+        " or alert_id in (select id from alerts where patient_id = any(%(patients)s))",
+    ),
+    ("alerts", "alerts", "delete from alerts where patient_id = any(%(patients)s)"),
+    ("observations", "observations", "delete from observations where gateway_id = any(%(gateways)s)"),
+    ("rejected readings", "rejected_readings", "delete from rejected_readings where gateway_id = any(%(gateways)s)"),
+    ("gateway status rows", "gateway_status", "delete from gateway_status where gateway_id = any(%(gateways)s)"),
+]
+
+
+def remove_run_rows(setup: Setup) -> str:
+    """Delete what the run added to an existing database where the schema allows (one
+    transaction), VACUUM those tables (so the next run meets the same table, not this run's dead
+    rows), and say what was removed and what had to stay."""
+    started = time.perf_counter()
+    removed: list[str] = []
+    with psycopg.connect(db_url(setup.database), connect_timeout=5) as connection:
+        # No index leads with alert_observations.observation_id (nor alert_events.alert_id): with the
+        # foreign-key triggers on, every deleted observation would scan all the evidence rows (hours
+        # for 100,000 readings on a seeded database). Nothing refers to the rows deleted once the
+        # evidence and events above are gone, so the checks are switched off for this transaction.
+        connection.execute("set local session_replication_role = replica")
+        for label, _, statement in REMOVABLE:
+            cursor = connection.execute(statement, {"patients": setup.patient_ids, "gateways": setup.gateway_ids})
+            removed.append(f"{cursor.rowcount:,} {label}")
+        connection.commit()
+        patients_now = count(connection, "patients")
+    deleted = time.perf_counter() - started
+    with psycopg.connect(db_url(setup.database), autocommit=True, connect_timeout=5) as connection:
+        connection.execute("vacuum " + ", ".join(table for _, table, _ in REMOVABLE))
+    vacuumed = time.perf_counter() - started - deleted
+    enrolled = len(setup.patient_ids)
+    return (
+        f"clean-up of {setup.database}: removed {', '.join(removed)} ({deleted:.1f}s, VACUUM {vacuumed:.1f}s). "
+        f"Left: this run's {enrolled} patients ('{setup.names.patient_prefix} N') and {len(setup.devices)} devices "
+        f"('{setup.names.serial_prefix}-...'), with their care-team memberships and device assignments: the "
+        f"schema refuses deleting patients and devices ({enrolled} of the {patients_now:,} patients now there)."
+    )
 
 
 # --------------------------------------------------------------------------------------
@@ -347,8 +537,10 @@ def make_messages(
     devices: list[BenchDevice],
     rng: random.Random,
     breach_share: float = 0.0,
+    names: Names = Names(),
 ) -> list[Message]:
-    """`total_readings` readings in messages of `per_message` (1 = a bare reading object)."""
+    """`total_readings` readings in messages of `per_message` (1 = a bare reading object), sent
+    round robin as `gateways` gateway ids (`names.gateway(0)` ...)."""
     now = datetime.now(UTC)
     messages: list[Message] = []
     sequence = 0
@@ -359,7 +551,7 @@ def make_messages(
             for i in range(count)
         ]
         sequence += count
-        gateway = f"bench-gw-{len(messages) % gateways:02d}"
+        gateway = names.gateway(len(messages) % gateways)
         document: Any = (
             readings[0]
             if per_message == 1
@@ -738,6 +930,7 @@ def warm_up(
     root: str,
     gateway_count: int,
     rng: random.Random,
+    names: Names,
     timeout: float = 60,
 ) -> None:
     """Wait until a reading makes the round trip, then push a little load through once."""
@@ -750,13 +943,15 @@ def warm_up(
         return any_problem(workers)
 
     while True:
-        probe = make_messages(f"warmup{attempt}", 1, 1, root=root, gateways=1, devices=devices, rng=rng)
+        probe = make_messages(f"warmup{attempt}", 1, 1, root=root, gateways=1, devices=devices, rng=rng, names=names)
         if gateways.run("probe", probe, window=1, timeout=5, alive=alive).completed:
             break
         if alive() or time.monotonic() > deadline:
             raise RuntimeError(f"no ack for a probe reading within {timeout}s:\n{workers[0].log_text()[-3000:]}")
         attempt += 1
-    load = make_messages("warmupload", 1000, 50, root=root, gateways=gateway_count, devices=devices, rng=rng)
+    load = make_messages(
+        "warmupload", 1000, 50, root=root, gateways=gateway_count, devices=devices, rng=rng, names=names
+    )
     stats = gateways.run("warm-up", load, window=50, timeout=60, alive=alive)
     if not stats.completed:
         raise RuntimeError(f"warm-up failed: {stats.error}")
@@ -832,11 +1027,16 @@ class CopyResult:
     resource_bytes: float  # mean size of the resource JSON, to show the rows are the real ones
 
 
-def copy_baseline(database: str, reading_prefix: str) -> CopyResult:
-    """COPY the rows the worker stored for one scenario into fresh copies of the observations
+def copy_baseline(database: str, reading_prefix: str, gateway_ids: list[str]) -> CopyResult:
+    """COPY the rows the worker stored for one scenario (its reading ids, from this run's
+    gateways: on an existing database nothing else) into fresh, empty copies of the observations
     table (`like observations including all`: same columns, defaults, indexes and unique key),
     each in one transaction, twice: as raw COPY text, and with psycopg's `write_row`."""
-    where = f"reading_id like '{reading_prefix}-%'"
+    where = (
+        sql.SQL("reading_id like {} and gateway_id = any({}::text[])")
+        .format(sql.Literal(f"{reading_prefix}-%"), sql.Literal(gateway_ids))
+        .as_string(None)
+    )
     with psycopg.connect(db_url(database), connect_timeout=5) as connection:
         with connection.cursor() as cursor:
             # Every column, whatever the schema is today; json(b) travels as text for write_row.
@@ -894,11 +1094,28 @@ def count(connection: psycopg.Connection[Any], table: str) -> int:
     return int(found[0]) if found else 0
 
 
-def check_database(database: str, expected_rows: int) -> tuple[bool, str, str, str]:
-    """(ok, rows found, rows expected, what the alert rules did), once the worker has stopped."""
-    with psycopg.connect(db_url(database), connect_timeout=5) as connection:
-        rows, rejected = count(connection, "observations"), count(connection, "rejected_readings")
-        alerts, evidence = count(connection, "alerts"), count(connection, "alert_observations")
+def count_where(connection: psycopg.Connection[Any], query: str, values: list[Any]) -> int:
+    found = connection.execute(query, [values]).fetchone()
+    return int(found[0]) if found else 0
+
+
+def check_database(setup: Setup, expected_rows: int) -> tuple[bool, str, str, str]:
+    """(ok, rows found, rows expected, what the alert rules did), once the worker has stopped.
+
+    Counts only this run's rows (its gateways' observations and rejections, its patients'
+    alerts), so they are exact on a database that holds millions of others."""
+    gateways, patients = setup.gateway_ids, setup.patient_ids
+    with psycopg.connect(db_url(setup.database), connect_timeout=5) as connection:
+        rows = count_where(connection, "select count(*) from observations where gateway_id = any(%s)", gateways)
+        rejected = count_where(
+            connection, "select count(*) from rejected_readings where gateway_id = any(%s)", gateways
+        )
+        alerts = count_where(connection, "select count(*) from alerts where patient_id = any(%s)", patients)
+        evidence = count_where(
+            connection,
+            "select count(*) from alert_observations e join alerts a on a.id = e.alert_id where a.patient_id = any(%s)",
+            patients,
+        )
     ok = rows == expected_rows and rejected == 0
     return (
         ok,
@@ -928,6 +1145,8 @@ def print_report(
     rss_samples: int,
     correctness: tuple[bool, str, str, str],
     worker_exit: int | None,
+    setup: Setup,
+    worker_env: dict[str, str],
 ) -> bool:
     lines: list[tuple[str, ...]] = []
     header = ("scenario", "measured", "baseline", "ratio", "target", "result")
@@ -997,9 +1216,16 @@ def print_report(
     print(
         f"Ingest benchmark  ({args.workers} worker(s), window {args.window} messages, {args.gateways} gateways, "
         f"{args.patients} patients/devices, breach share {args.breach_share:.0%}, {os.cpu_count()} CPUs"
-        + (f", worker env {' '.join(args.worker_env)}" if args.worker_env else "")
+        + (f", worker env {' '.join(f'{k}={v}' for k, v in worker_env.items())}" if worker_env else "")
         + ")"
     )
+    if setup.existing:
+        print(
+            f"database: {setup.database}, existing, ~{setup.observations_before or 0:,} rows in observations "
+            "before the run (estimate); checks and counts below are of this run's rows only"
+        )
+    else:
+        print(f"database: scratch {setup.database} (empty tables; dropped afterwards)")
     print(" | ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)))
     print(rule)
     for row in lines:
@@ -1070,10 +1296,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="extra setting for the worker, e.g. RPM_INGEST_BATCH_READINGS=5000 or "
         "RPM_RULES_ENABLED=false (repeatable)",
     )
+    parser.add_argument(
+        "--database",
+        metavar="NAME",
+        help="run against this existing, migrated (e.g. seeded) database instead of a scratch one; "
+        "the run removes its own rows afterwards, except its patients and devices, which cannot be deleted",
+    )
+    parser.add_argument(
+        "--compare-empty",
+        action="store_true",
+        help="with --database: run against a fresh scratch database first, then against --database, "
+        "and compare the batched figures (target: seeded/empty >= 0.80)",
+    )
     parser.add_argument("--echo-server", metavar="ROOT", help=argparse.SUPPRESS)  # internal: the echo process
     args = parser.parse_args(argv)
     args.readings = args.readings or (10_000 if args.quick else 100_000)
     args.messages = args.messages or (2_000 if args.quick else 20_000)
+    if args.compare_empty and not args.database:
+        parser.error("--compare-empty needs --database NAME (the seeded database to compare with)")
     if args.window > 900:
         parser.error("--window above ~900 risks mosquitto's max_queued_messages (1000) dropping messages")
     for item in args.worker_env:
@@ -1083,28 +1323,49 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    if args.echo_server:
-        return echo_server(args.echo_server)
+# On an existing database (and in both runs of --compare-empty) the worker's periodic checks
+# still run their queries but change nothing: with the defaults, they would open missing-measurement
+# alerts for seeded patients whose data has ended and escalate the seeded open alerts. The run's own
+# patients have no measurement plan and their alerts escalate after 15 minutes at the earliest.
+INERT_CHECKS_ENV = {
+    "RPM_MISSING_GRACE_HOURS": "100000",
+    "RPM_ESCALATE_RED_MINUTES": "10000000",
+    "RPM_ESCALATE_YELLOW_HOURS": "100000",
+}
 
-    def terminate(signum: int, frame: Any) -> None:
-        raise SystemExit(128 + signum)  # run the clean-up below
 
-    signal.signal(signal.SIGTERM, terminate)
+@dataclass
+class Outcome:
+    """What one run measured, for --compare-empty."""
+
+    setup: Setup
+    batched: RunStats
+    copy: CopyResult | None
+    ok: bool
+
+
+def run_benchmark(args: argparse.Namespace, database: str | None, *, tagged: bool) -> Outcome:
+    """One complete run with its report: against a fresh scratch database (`database` None) or
+    the existing `database`. `tagged`: the run's names carry its token and the worker's periodic
+    checks are inert (always so on an existing database)."""
     rng = random.Random(args.seed)
     run_id = uuid.uuid4().hex[:10]
-    database = f"rpm_bench_{run_id}"
+    names = Names.tagged(run_id) if tagged else Names()
+    setup = Setup(
+        database or f"rpm_bench_{run_id}",
+        existing=database is not None,
+        names=names,
+        gateway_ids=[names.gateway(number) for number in range(args.gateways)],
+    )
     root = f"bench-{run_id}/rpm/v1"
     echo_root = f"bench-{run_id}-echo/rpm/v1"
     log_dir = Path(tempfile.mkdtemp(prefix="rpm-bench-"))
     workers: list[Worker] = []
     gateways: Gateways | None = None
     worker_exit: int | None = None
-    database_created = False
     try:
-        devices = setup_database(database, args.patients, rng)
-        database_created = True
+        setup_database(setup, args.patients, rng)
+        devices = setup.devices
 
         log(f"generating {args.readings:,} batched readings and {args.messages:,} single messages")
         batched_msgs = make_messages(
@@ -1116,6 +1377,7 @@ def main(argv: list[str] | None = None) -> int:
             devices=devices,
             rng=rng,
             breach_share=args.breach_share,
+            names=names,
         )
         single_msgs = make_messages(
             "s",
@@ -1126,18 +1388,20 @@ def main(argv: list[str] | None = None) -> int:
             devices=devices,
             rng=rng,
             breach_share=args.breach_share,
+            names=names,
         )
 
-        extra = dict(item.split("=", 1) for item in args.worker_env)
-        workers = start_workers(args.workers, database, run_id, root, log_dir, extra)
+        extra = dict(INERT_CHECKS_ENV) if tagged else {}
+        extra.update(dict(item.split("=", 1) for item in args.worker_env))
+        workers = start_workers(args.workers, setup.database, run_id, root, log_dir, extra)
         gateways = Gateways(root, "gw")
         gateways.connect()
-        warm_up(gateways, workers, devices, root=root, gateway_count=args.gateways, rng=rng)
+        warm_up(gateways, workers, devices, root=root, gateway_count=args.gateways, rng=rng, names=names)
 
         def alive() -> str | None:
             return any_problem(workers)
 
-        meter = CpuMeter([*(("worker", w.process.pid) for w in workers), ("bench", os.getpid())], database)
+        meter = CpuMeter([*(("worker", w.process.pid) for w in workers), ("bench", os.getpid())], setup.database)
         cpu: dict[str, float] = {}
         log(f"scenario batched: {len(batched_msgs):,} messages, {args.readings:,} readings")
         with meter.measure(cpu):
@@ -1154,7 +1418,7 @@ def main(argv: list[str] | None = None) -> int:
         exits = [w.stop() for w in workers]
         worker_exit = next((code for code in exits if code != 0), 0)
         gateways.pump(0.5)  # late acks of the drain, if any
-        correctness = check_database(database, gateways.total_accepted)
+        correctness = check_database(setup, gateways.total_accepted)
         gateways.close()
         gateways = None
 
@@ -1164,7 +1428,7 @@ def main(argv: list[str] | None = None) -> int:
             echo_gateways = Gateways(echo_root, "echo-gw")
             echo_gateways.connect()
             try:
-                meter = CpuMeter([("echo", echo.pid), ("bench", os.getpid())], database)
+                meter = CpuMeter([("echo", echo.pid), ("bench", os.getpid())], setup.database)
                 with meter.measure(cpu):
                     echo_batched = echo_gateways.run(
                         "broker RT batched",
@@ -1186,7 +1450,7 @@ def main(argv: list[str] | None = None) -> int:
         log(f"  batched {echo_batched.readings_per_s:,.0f} readings/s, single {echo_single.messages_per_s:,.0f} msgs/s")
 
         log("baseline: COPY of the batched scenario's stored rows into a copy of the observations table")
-        copy = copy_baseline(database, "b")
+        copy = copy_baseline(setup.database, "b", setup.gateway_ids)
         log(
             f"  {copy.text_rows_per_s:,.0f} rows/s as COPY text, {copy.write_row_rows_per_s:,.0f} rows/s with write_row"
         )
@@ -1202,8 +1466,10 @@ def main(argv: list[str] | None = None) -> int:
             rss_samples=min(w.rss.samples for w in workers),
             correctness=correctness,
             worker_exit=worker_exit,
+            setup=setup,
+            worker_env=extra,
         )
-        return 0 if ok else 1
+        return Outcome(setup, batched, copy, ok)
     finally:
         if gateways is not None:
             gateways.close()
@@ -1216,8 +1482,127 @@ def main(argv: list[str] | None = None) -> int:
             log(f"worker log tail ({worker.log_path}, kept):\n{worker.log_text()[-2000:]}")
         if not failed:
             shutil.rmtree(log_dir, ignore_errors=True)
-        if database_created:
-            drop_database(database)
+        if setup.created:
+            drop_database(setup.database)
+        elif setup.existing and setup.patient_ids:
+            log(f"removing this run's rows from {setup.database}")
+            try:
+                print(remove_run_rows(setup), flush=True)
+            except Exception as error:  # do not hide the run's own failure, if any
+                log(f"clean-up of {setup.database} failed: {error!r}; this run's gateways: {setup.gateway_ids}")
+
+
+def print_comparison(empty: Outcome, seeded: Outcome) -> bool:
+    """Issue 7: the batched figure against the seeded database within 20 % of an empty one."""
+    before = seeded.setup.observations_before or 0
+    header = (
+        "batched scenario",
+        "empty table",
+        f"{seeded.setup.database} (~{before:,} rows)",
+        "seeded/empty",
+        "target",
+        "result",
+    )
+
+    def ratio(a: float | None, b: float | None) -> float | None:
+        return a / b if a and b else None
+
+    def figure(outcome: Outcome) -> float | None:
+        return outcome.batched.readings_per_s if outcome.batched.completed else None
+
+    def copy_rate(outcome: Outcome) -> float | None:
+        return outcome.copy.text_rows_per_s if outcome.copy else None
+
+    direct = ratio(figure(seeded), figure(empty))
+    empty_share, seeded_share = ratio(figure(empty), copy_rate(empty)), ratio(figure(seeded), copy_rate(seeded))
+    normalised = ratio(seeded_share, empty_share)
+    target = TARGET_SEEDED_RATIO
+
+    def show(value: float | None, pattern: str) -> str:
+        return "n/a" if value is None else pattern.format(value)
+
+    def judged(value: float | None) -> str:
+        return verdict(value is not None and value >= target)
+
+    ok = direct is not None and direct >= target
+    lines = [
+        (
+            "readings/s (the figure)",
+            show(figure(empty), "{:,.0f}"),
+            show(figure(seeded), "{:,.0f}"),
+            show(direct, "{:.2f}"),
+            f">= {target:.2f}",
+            judged(direct),
+        ),
+        (
+            "raw COPY text, rows/s (baseline)",
+            show(copy_rate(empty), "{:,.0f}"),
+            show(copy_rate(seeded), "{:,.0f}"),
+            show(ratio(copy_rate(seeded), copy_rate(empty)), "{:.2f}"),
+            "",
+            "",
+        ),
+        (
+            "readings/s per COPY row/s",
+            show(empty_share, "{:.3f}"),
+            show(seeded_share, "{:.3f}"),
+            show(normalised, "{:.2f}"),
+            f">= {target:.2f}",
+            f"({judged(normalised)})",
+        ),
+    ]
+    widths = [max(len(row[i]) for row in [header, *lines]) for i in range(len(header))]
+    print()
+    print(
+        f"Seeded vs empty table (issue 7: ingest throughput with {seeded.setup.database}'s observations within "
+        f"20 % of an empty table; empty: scratch {empty.setup.database}, {empty.batched.readings:,} readings each)"
+    )
+    print(" | ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)))
+    print("-+-".join("-" * w for w in widths))
+    for row in lines:
+        print(" | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)))
+    print(
+        "The verdict is the readings/s ratio. The last line divides each run's figure by its own raw COPY "
+        "baseline (its result in brackets, for reading), which cancels the machine's speed changing between "
+        "the runs; if the two ratios disagree, the machine was not steady: repeat."
+    )
+    busy = [
+        f"{name} {outcome.batched.cpu['other']:.0f}%"
+        for name, outcome in (("empty", empty), ("seeded", seeded))
+        if outcome.batched.cpu.get("other", 0) > 25
+    ]
+    if busy:
+        print(
+            f"WARNING: other processes on this machine used CPU during the batched scenario ({', '.join(busy)} of "
+            "one core): these figures say little; repeat on a quiet machine"
+        )
+    print()
+    print(f"comparison: {verdict(ok)}; empty run {verdict(empty.ok)}, seeded run {verdict(seeded.ok)}")
+    return ok
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.echo_server:
+        return echo_server(args.echo_server)
+
+    def terminate(signum: int, frame: Any) -> None:
+        raise SystemExit(128 + signum)  # run the clean-up below
+
+    signal.signal(signal.SIGTERM, terminate)
+    if args.database:
+        problem = check_existing_database(args.database)
+        if problem:
+            log(f"--database: {problem}")
+            return 2
+    if not args.compare_empty:
+        return 0 if run_benchmark(args, args.database, tagged=args.database is not None).ok else 1
+    log("--compare-empty: run 1 of 2, against an empty scratch database")
+    empty = run_benchmark(args, None, tagged=True)
+    log(f"--compare-empty: run 2 of 2, against {args.database}")
+    seeded = run_benchmark(args, args.database, tagged=True)
+    ok = print_comparison(empty, seeded)
+    return 0 if ok and empty.ok and seeded.ok else 1
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ from rpm.patients import service as patients
 router = APIRouter(prefix="/fhir", tags=["fhir"])
 STARTED = datetime.now(UTC)
 SearchPosition = tuple[AwareDatetime, uuid.UUID]  # the last Observation's time and id
-SEARCH_CURSOR: Cursor[SearchPosition] = Cursor(SearchPosition, parameter="_cursor")
+SEARCH_CURSOR: Cursor[SearchPosition] = Cursor("fhir-observations", SearchPosition, parameter="_cursor")
 
 
 class FhirResource(BaseModel):
@@ -96,7 +96,7 @@ async def search_observations(request: Request, session: SessionDep, actor: Acto
     codes = search.codes(params.getlist("code"))
     allowed = search.categories(params.getlist("category"))
     if allowed is not None:
-        codes = [c for c in (codes if codes is not None else allowed) if c in allowed]
+        codes = allowed if codes is None else codes & allowed
     try:
         position = SEARCH_CURSOR.decode(_one(request, "_cursor"))
     except InvalidInput as error:
@@ -109,7 +109,7 @@ async def search_observations(request: Request, session: SessionDep, actor: Acto
         dates=search.date_bounds(params.getlist("date")),
         newest_first=sort == "-date",
         after=SearchCursor(*position) if position else None,
-        limit=count + 1,
+        limit=count,
     )
     next_url = None
     if len(found) > count:

@@ -60,11 +60,13 @@ def check_parameters(resource: str, names: set[str], values: dict[str, str]) -> 
 
 
 def categories(values: list[str]) -> set[str] | None:
-    """The codes the `category` tokens allow (comma means OR), or None without the parameter."""
+    """The stored codes the `category` parameters allow (comma OR, repetition AND), or None
+    without one."""
     if not values:
         return None
-    allowed: set[str] = set()
+    allowed: set[str] | None = None
     for value in values:
+        either: set[str] = set()
         for token in value.split(","):
             system, bar, code = token.rpartition("|")
             if bar and system and system != OBSERVATION_CATEGORY:
@@ -72,7 +74,8 @@ def categories(values: list[str]) -> set[str] | None:
             if code not in CATEGORIES:
                 raise BadSearch("invalid_search", f"category: {code!r} is not an observation category")
             if code == "vital-signs":
-                allowed |= VITAL_SIGNS_CODES
+                either |= VITAL_SIGNS_CODES
+        allowed = either if allowed is None else allowed & either
     return allowed
 
 
@@ -90,13 +93,14 @@ STORED_CODE = {
 }
 
 
-def codes(values: list[str]) -> list[str] | None:
-    """The stored codes the `system|code` tokens match (comma means OR), or None without the
-    parameter. Only LOINC codes are stored; another one matches nothing."""
+def codes(values: list[str]) -> set[str] | None:
+    """The stored codes the `code` parameters match, or None without one. Within a parameter a
+    comma means OR; repeating the parameter means AND (FHIR). Only LOINC codes are stored."""
     if not values:
         return None
-    found = []
+    found: set[str] | None = None
     for value in values:
+        either = set()
         for token in value.split(","):
             system, bar, code = token.rpartition("|")
             if bar and system and system != LOINC:
@@ -104,7 +108,8 @@ def codes(values: list[str]) -> list[str] | None:
             if not code:
                 raise BadSearch("invalid_search", f"code: {token!r} names no code")
             if code in STORED_CODE:
-                found.append(STORED_CODE[code])
+                either.add(STORED_CODE[code])
+        found = either if found is None else found & either
     return found
 
 
@@ -127,29 +132,40 @@ def _period(text: str) -> tuple[datetime, datetime] | None:
     return start, end
 
 
+def _instant(value: str, text: str) -> tuple[datetime, datetime] | datetime:
+    """A dateTime: the second or minute it names (its precision), or the exact instant when it
+    has fractions of a second."""
+    try:
+        at = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise BadSearch("invalid_search", f"date: {value!r} is not a FHIR dateTime") from None
+    if at.tzinfo is None:
+        raise BadSearch("invalid_search", f"date: {value!r} needs a time zone")
+    clock = re.split(r"[Z+-]", text.partition("T")[2], maxsplit=1)[0]
+    if "." in clock:
+        return at
+    return at, at + (timedelta(seconds=1) if clock.count(":") == 2 else timedelta(minutes=1))
+
+
 def date_bounds(values: list[str]) -> list[DateBound]:
-    """`date=ge2026-11-01&date=le2026-11-30T12:00:00+01:00`. A date without a time is the
-    year, month or day it names, in Norway."""
+    """`date=ge2026-11-01&date=le2026-11-30T12:00:00+01:00`. Each value is the period its
+    precision names (FHIR): a date without a time the year, month or day in Norway, a time the
+    second or minute; `eq` is within it, `ge` from its start, `gt` from its end, `lt` before
+    its start, `le` before its end."""
     bounds = []
     for value in values:
         prefix = value[:2] if value[:2] in PREFIXES else "eq"
         text = value[2:] if value[:2] in PREFIXES else value
-        period = _period(text)
-        if period is not None:
-            start, end = period
-            bounds += {
-                "eq": [DateBound("ge", start), DateBound("lt", end)],
-                "ge": [DateBound("ge", start)],
-                "lt": [DateBound("lt", start)],
-                "gt": [DateBound("ge", end)],
-                "le": [DateBound("lt", end)],
-            }[prefix]
+        period = _period(text) or _instant(value, text)
+        if isinstance(period, datetime):
+            bounds.append(DateBound(prefix, period))
             continue
-        try:
-            at = datetime.fromisoformat(text.replace("Z", "+00:00"))
-        except ValueError:
-            raise BadSearch("invalid_search", f"date: {value!r} is not a FHIR dateTime") from None
-        if at.tzinfo is None:
-            raise BadSearch("invalid_search", f"date: {value!r} needs a time zone")
-        bounds.append(DateBound(prefix, at))
+        start, end = period
+        bounds += {
+            "eq": [DateBound("ge", start), DateBound("lt", end)],
+            "ge": [DateBound("ge", start)],
+            "lt": [DateBound("lt", start)],
+            "gt": [DateBound("ge", end)],
+            "le": [DateBound("lt", end)],
+        }[prefix]
     return bounds

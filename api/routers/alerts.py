@@ -27,7 +27,7 @@ from rpm.errors import InvalidInput
 router = APIRouter(prefix="/api/v1/alerts", tags=["alerts"])
 VISIBILITY_TTL = 60.0  # seconds a stream trusts its answer to "may this caller see that patient?"
 QueuePosition = tuple[int, int, AwareDatetime, uuid.UUID]  # level rank, escalated rank, opened, id
-QUEUE_CURSOR: Cursor[QueuePosition] = Cursor(QueuePosition)
+QUEUE_CURSOR: Cursor[QueuePosition] = Cursor("alerts", QueuePosition)
 
 
 def _statuses(status: str | None) -> list[AlertStatus]:
@@ -64,7 +64,7 @@ async def queue(
         organisation=organisation,
         escalated=escalated,
         after=QUEUE_CURSOR.decode(cursor),
-        limit=limit + 1,
+        limit=limit,
     )
     return Page[AlertItem].of(found, limit, QUEUE_CURSOR, service.queue_position)
 

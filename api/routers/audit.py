@@ -15,7 +15,9 @@ from rpm.audit import service
 from rpm.audit.schemas import AuditOut
 
 router = APIRouter(prefix="/api/v1", tags=["audit"])
-AUDIT_CURSOR: Cursor[int] = Cursor(int)  # the record id
+AUDIT_CURSOR: Cursor[int] = Cursor("audit", int)  # the record id
+# The last record shown, and the record of the reading that began the history (its end).
+HISTORY_CURSOR: Cursor[tuple[int, int]] = Cursor("patient-audit", tuple[int, int])
 
 
 @router.get("/audit", response_model=Page[AuditOut])
@@ -40,7 +42,7 @@ async def audit_trail(
         at_from=at_from,
         at_to=at_to,
         after=AUDIT_CURSOR.decode(cursor),
-        limit=limit + 1,
+        limit=limit,
     )
     return Page[AuditOut].of(found, limit, AUDIT_CURSOR, lambda record: record.id)
 
@@ -64,13 +66,13 @@ async def patient_audit(
     """The patient's full access history, oldest first, by every organisation (admins of the
     care team): the record a patient may ask to see. As JSON pages, or whole as CSV."""
     if format == "csv" or (format is None and accept is not None and "text/csv" in accept):
-        records = await service.patient_history(session, actor, patient_id, limit=None)
+        records, _ = await service.patient_history(session, actor, patient_id, limit=None)
         return Response(
             service.as_csv(records),
             media_type="text/csv; charset=utf-8",
             headers={"Content-Disposition": f'attachment; filename="audit-{patient_id}.csv"'},
         )
-    found = await service.patient_history(
-        session, actor, patient_id, after=AUDIT_CURSOR.decode(cursor), limit=limit + 1
+    found, until = await service.patient_history(
+        session, actor, patient_id, after=HISTORY_CURSOR.decode(cursor), limit=limit
     )
-    return Page[AuditOut].of(found, limit, AUDIT_CURSOR, lambda record: record.id)
+    return Page[AuditOut].of(found, limit, HISTORY_CURSOR, lambda record: (record.id, until))

@@ -14,7 +14,7 @@ from rpm.devices.schemas import AssignmentIn, AssignmentOut, DeviceCreate, Devic
 from rpm.fhir.codes import ReadingTypeName
 
 router = APIRouter(prefix="/api/v1/devices", tags=["devices"])
-DEVICE_CURSOR: Cursor[str] = Cursor(str)  # the serial
+DEVICE_CURSOR: Cursor[str] = Cursor("devices", str)  # the serial
 
 
 @router.post("", status_code=201, response_model=DeviceOut)
@@ -34,7 +34,7 @@ async def list_devices(
     """Devices the caller's organisation registered or that served a patient it follows, by
     serial, each with the assignment in force now."""
     found = await service.list_visible(
-        session, actor, reading_type=type, patient_id=patient, after=DEVICE_CURSOR.decode(cursor), limit=limit + 1
+        session, actor, reading_type=type, patient_id=patient, after=DEVICE_CURSOR.decode(cursor), limit=limit
     )
     return Page[DeviceListItem].of(found, limit, DEVICE_CURSOR, lambda device: device.serial)
 

@@ -10,7 +10,7 @@ from rpm.gateways import service
 from rpm.gateways.schemas import GatewayCreate, GatewayOut
 
 router = APIRouter(prefix="/api/v1/gateways", tags=["gateways"])
-GATEWAY_CURSOR: Cursor[str] = Cursor(str)
+GATEWAY_CURSOR: Cursor[str] = Cursor("gateways", str)
 
 
 @router.post("", status_code=201, response_model=GatewayOut)
@@ -24,5 +24,5 @@ async def list_gateways(
     session: SessionDep, actor: ActorDep, cursor: CursorParam = None, limit: LimitParam = 50
 ) -> Page[GatewayOut]:
     """The organisation's gateways by id, with their last status and last message time."""
-    found = await service.of_caller(session, actor, after=GATEWAY_CURSOR.decode(cursor), limit=limit + 1)
+    found = await service.of_caller(session, actor, after=GATEWAY_CURSOR.decode(cursor), limit=limit)
     return Page[GatewayOut].of(found, limit, GATEWAY_CURSOR, lambda gateway: gateway.id)

@@ -32,7 +32,7 @@ WorklistPosition = (
     | tuple[Literal["name"], str, uuid.UUID]
     | tuple[Literal["last_reading", "-last_reading"], AwareDatetime, uuid.UUID]
 )
-WORKLIST_CURSOR: Cursor[WorklistPosition] = Cursor(WorklistPosition)
+WORKLIST_CURSOR: Cursor[WorklistPosition] = Cursor("patients", WorklistPosition)
 
 
 def _position(sort: PatientSort, patient: PatientSummary) -> WorklistPosition:
@@ -82,7 +82,7 @@ async def worklist(
         grace=timedelta(hours=settings.missing_grace_hours),
         sort=sort,
         after=position[1:] if position else None,
-        limit=limit + 1,
+        limit=limit,
         status=status,
         condition=condition,
         priority=level,

@@ -16,7 +16,7 @@ from rpm.rejections.schemas import RejectedOut, ReprocessIn, ReprocessOut
 
 router = APIRouter(prefix="/api/v1/rejected", tags=["rejected readings"])
 RejectedPosition = tuple[AwareDatetime, uuid.UUID]  # received, id
-REJECTED_CURSOR: Cursor[RejectedPosition] = Cursor(RejectedPosition)
+REJECTED_CURSOR: Cursor[RejectedPosition] = Cursor("rejected", RejectedPosition)
 
 
 @router.get("", response_model=Page[RejectedOut])
@@ -44,7 +44,7 @@ async def list_rejected(
         received_to=received_to,
         include_reprocessed=include_reprocessed,
         after=REJECTED_CURSOR.decode(cursor),
-        limit=limit + 1,
+        limit=limit,
     )
     return Page[RejectedOut].of(found, limit, REJECTED_CURSOR, lambda rejected: (rejected.received_at, rejected.id))
 

@@ -292,9 +292,13 @@ async def test_errors_are_operation_outcomes(client, tokens):
     operation_outcome(await client.get(f"/fhir/Observation/{uuid.uuid4()}", headers=nurse), 404)
     operation_outcome(await client.get(f"/fhir/Patient/{uuid.uuid4()}", headers=nurse), 404)
     operation_outcome(await client.get(f"/fhir/Device/{uuid.uuid4()}", headers=nurse), 404)
-    operation_outcome(await client.get("/fhir/Observation/not-a-uuid", headers=nurse), 422)
+    # An id that is no UUID names no resource: not found, like any unknown id.
+    malformed = operation_outcome(await client.get("/fhir/Observation/not-a-uuid", headers=nurse), 404)
+    assert malformed["issue"][0]["code"] == "not-found"
     operation_outcome(await client.get("/fhir/Nothing", headers=nurse), 404)
-    outcome = operation_outcome(await client.get("/fhir/Patient", headers=nurse), 422)
+    # A Patient search without its one parameter is a bad search: 400 invalid.
+    outcome = operation_outcome(await client.get("/fhir/Patient", headers=nurse), 400)
+    assert outcome["issue"][0]["code"] == "invalid"
     assert "identifier" in outcome["issue"][0]["diagnostics"]
 
 
@@ -310,8 +314,8 @@ async def test_bad_searches_are_400(client, tokens):
         {"patient": patient["id"], "date": "ge2026-13-45"},
         {"patient": patient["id"], "code": "http://snomed.info/sct|27113001"},
         {"patient": "not-a-patient"},
-        {"patient": patient["id"], "_cursor": raw_cursor(["yesterday", "x"])},
-        {"patient": patient["id"], "_cursor": raw_cursor(["2026-11-01T00:00:00+00:00", 5])},
+        {"patient": patient["id"], "_cursor": raw_cursor(["fhir-observations", ["yesterday", "x"]])},
+        {"patient": patient["id"], "_cursor": raw_cursor(["fhir-observations", ["2026-11-01T00:00:00+00:00", 5]])},
         {"patient": patient["id"], "_cursor": raw_cursor(123)},
     ]
     for params in bad:

@@ -67,15 +67,17 @@ async def test_audit_trail_lists_every_access_to_the_organisations_patients(clie
     trail = await client.get("/api/v1/audit", headers=admin, params={"patient": patient["id"]})
     assert trail.status_code == 200
     rows = trail.json()["items"]
-    assert [(r["actor_sub"], r["action"], r["resource_type"]) for r in rows[:2]] == [
-        ("admin-1", "create", "Patient"), ("nurse-1", "read", "Patient")]
-    assert (rows[1]["actor_hpr"], rows[1]["actor_org"], rows[1]["request_id"]) == ("7654321", org, "req-42")
+    # Newest first: the nurse's read, then the admin's enrolment.
+    assert [(r["actor_sub"], r["action"], r["resource_type"]) for r in rows] == [
+        ("nurse-1", "read", "Patient"), ("admin-1", "create", "Patient")]
+    assert (rows[0]["actor_hpr"], rows[0]["actor_org"], rows[0]["request_id"]) == ("7654321", org, "req-42")
+    assert rows[0]["id"] > rows[1]["id"]
     assert all(r["patient"] == patient["id"] for r in rows)
 
     page = (await client.get("/api/v1/audit", headers=admin, params={"limit": 1})).json()
     assert len(page["items"]) == 1 and page["next"]
     following = (await client.get("/api/v1/audit", headers=admin, params={"limit": 1, "cursor": page["next"]})).json()
-    assert following["items"][0]["id"] > page["items"][0]["id"]
+    assert following["items"][0]["id"] < page["items"][0]["id"]
 
     assert_error(await client.get("/api/v1/audit", headers=nurse), 403)
     assert_error(await client.get("/api/v1/audit", headers=tokens(ORG_B, "admin"),

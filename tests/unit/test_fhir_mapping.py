@@ -19,6 +19,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
+from api.fhir.search import RESOURCES
 from rpm.devices.models import Device
 from rpm.fhir.observation import observation_resource
 from rpm.fhir.resources import (
@@ -422,7 +423,7 @@ INTERACTIONS = {"read", "vread", "update", "patch", "delete", "history-instance"
 
 def test_capability_statement():
     released = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
-    statement = capability_statement(BASE, released)
+    statement = capability_statement(BASE, released, RESOURCES)
     model = CapabilityStatement.model_validate(statement)
     assert statement["fhirVersion"] == "4.0.1"
     assert statement["status"] in {"draft", "active", "retired", "unknown"}
@@ -450,4 +451,5 @@ def test_capability_statement():
     assert {p["name"]: p["type"] for p in resources["Patient"]["searchParam"]} == {
         "identifier": "token"
     }
-    assert [i["code"] for i in resources["Device"]["interaction"]] == ["read"]
+    assert [i["code"] for i in resources["Device"]["interaction"]] == ["read", "search-type"]
+    assert {p["name"]: p["type"] for p in resources["Device"]["searchParam"]} == {"patient": "reference"}

@@ -112,6 +112,10 @@ async def queue(
     after: tuple[int, int, datetime, uuid.UUID] | None = None,
     limit: int = 50,
 ) -> list[AlertItem]:
+    """The alert queue.
+
+    Returns up to `limit` + 1: the last one, when there, only tells the page there is more;
+    it is neither shown nor audited."""
     today = access.today()
     statement = repository.queue_statement(
         visible_patient_ids(actor.staff.orgnr, today),
@@ -121,9 +125,9 @@ async def queue(
         organisation_patients=visible_patient_ids(organisation, today) if organisation else None,
         escalated=escalated,
         after=after,
-    ).limit(limit)
+    ).limit(limit + 1)
     found = list(await session.scalars(statement))
-    await record(session, actor, "search", "Alert", None, sorted({a.patient_id for a in found}))
+    await record(session, actor, "search", "Alert", None, sorted({a.patient_id for a in found[:limit]}))
     return await items(session, found)
 
 

@@ -22,6 +22,7 @@ async def page(
     at_from: datetime | None = None,
     at_to: datetime | None = None,
     after: int | None = None,
+    until: int | None = None,
     newest_first: bool = True,
     limit: int = 50,
 ) -> list[AuditRecord]:
@@ -40,5 +41,7 @@ async def page(
         statement = statement.where(AuditRecord.at < at_to)
     if after is not None:
         statement = statement.where(AuditRecord.id < after if newest_first else AuditRecord.id > after)
+    if until is not None:
+        statement = statement.where(AuditRecord.id <= until)
     order = AuditRecord.id.desc() if newest_first else AuditRecord.id
     return list(await session.scalars(statement.order_by(order).limit(limit)))

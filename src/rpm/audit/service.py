@@ -56,6 +56,34 @@ async def record(
         await session.execute(insert(AuditRecord), rows)
 
 
+async def record_one(
+    session: AsyncSession,
+    actor: Actor,
+    action: str,
+    resource_type: str,
+    resource_id: str | None,
+    patient_id: uuid.UUID,
+) -> int:
+    """One record, returning its id."""
+    record_id = await session.scalar(
+        insert(AuditRecord)
+        .values(
+            actor_sub=actor.staff.sub,
+            actor_name=actor.staff.name,
+            actor_hpr=actor.staff.hpr,
+            actor_org=actor.staff.orgnr,
+            action=action,
+            resource_type=resource_type,
+            resource_id=resource_id,
+            patient_id=patient_id,
+            request_id=actor.request_id,
+        )
+        .returning(AuditRecord.id)
+    )
+    assert record_id is not None
+    return int(record_id)
+
+
 async def history(
     session: AsyncSession,
     actor: Actor,
@@ -69,7 +97,10 @@ async def history(
     limit: int = 50,
 ) -> list[AuditOut]:
     """Who read or changed the data of the organisation's patients (admins only), newest first,
-    whichever organisation it was."""
+    whichever organisation it was.
+
+    Returns up to `limit` + 1: the last one, when there, only tells the page there is more;
+    it is neither shown nor audited."""
     actor.staff.require(Role.admin)
     if patient_id is not None:
         await access.require_patient(session, actor.staff, patient_id)
@@ -82,32 +113,43 @@ async def history(
         at_from=at_from,
         at_to=at_to,
         after=after,
-        limit=limit,
+        limit=limit + 1,
     )
     found = [AuditOut.model_validate(r) for r in rows]
-    await record(session, actor, "search", "AuditTrail", None, sorted({r.patient for r in found if r.patient}))
+    await record(session, actor, "search", "AuditTrail", None, sorted({r.patient for r in found[:limit] if r.patient}))
     return found
 
 
 async def patient_history(
-    session: AsyncSession, actor: Actor, patient_id: uuid.UUID, *, after: int | None = None, limit: int | None = 50
-) -> list[AuditOut]:
+    session: AsyncSession,
+    actor: Actor,
+    patient_id: uuid.UUID,
+    *,
+    after: tuple[int, int] | None = None,
+    limit: int | None = 50,
+) -> tuple[list[AuditOut], int]:
     """One patient's full access history, oldest first: every organisation's reads and changes,
-    the record a patient may ask to see. An admin of the patient's care team reads it; the
-    reading is itself recorded. `limit=None`: all of it."""
+    the record a patient may ask to see. An admin of the patient's care team reads it, and the
+    reading is itself recorded.
+
+    The history ends with the record of the reading that began it: `until`, returned with the
+    records. Later pages (`after` = (last id shown, until)) keep to it, or each page's own
+    record would lengthen the history forever. With `limit=None`, all of it; otherwise up to
+    `limit` + 1 records, the last only saying there is more."""
     actor.staff.require(Role.admin)
     await access.require_patient(session, actor.staff, patient_id)
-    await record(session, actor, "read", "AuditTrail", str(patient_id), [patient_id])
+    this_reading = await record_one(session, actor, "read", "AuditTrail", str(patient_id), patient_id)
+    last_shown, until = after if after is not None else (None, this_reading)
     found: list[AuditOut] = []
     while True:
-        chunk = EXPORT_CHUNK if limit is None else limit - len(found)
+        chunk = EXPORT_CHUNK if limit is None else limit + 1
         rows = await repository.page(
-            session, [patient_id], patient_id=patient_id, after=after, newest_first=False, limit=chunk
+            session, [patient_id], patient_id=patient_id, after=last_shown, until=until, newest_first=False, limit=chunk
         )
         found += [AuditOut.model_validate(r) for r in rows]
         if limit is not None or len(rows) < chunk:
-            return found
-        after = rows[-1].id
+            return found, until
+        last_shown = rows[-1].id
 
 
 EXPORT_CHUNK = 5000

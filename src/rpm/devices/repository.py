@@ -96,14 +96,18 @@ _LAST_READING = text(
           and o.effective_at >= a.valid_from and (a.valid_to is null or o.effective_at < a.valid_to)
         order by o.effective_at desc limit 1
     ) as o
-    where a.device_id = :device_id
+    where a.device_id = :device_id and a.patient_id = any(cast(:patients as uuid[]))
     order by o.effective_at desc limit 1
     """
 ).columns(components=JSONB)
 
 
-async def last_reading(session: AsyncSession, device_id: uuid.UUID, code: str) -> Row[Any] | None:
-    return (await session.execute(_LAST_READING, {"device_id": device_id, "code": code})).first()
+async def last_reading(
+    session: AsyncSession, device_id: uuid.UUID, code: str, patients: Collection[uuid.UUID]
+) -> Row[Any] | None:
+    """The newest Observation the device stored for one of `patients`."""
+    params = {"device_id": device_id, "code": code, "patients": list(patients)}
+    return (await session.execute(_LAST_READING, params)).first()
 
 
 class Assignment(NamedTuple):

@@ -63,7 +63,7 @@ class LastReading(BaseModel):
 
 class DeviceDetail(DeviceOut):
     assignments: list[AssignmentPeriod]  # oldest first
-    last_reading: LastReading | None  # of a patient the caller's organisation follows
+    last_reading: LastReading | None  # the newest of a patient the caller's organisation follows
 
 
 class AssignmentIn(BaseModel):

@@ -88,9 +88,9 @@ async def detail(session: AsyncSession, actor: Actor, serial: str) -> DeviceDeta
         AssignmentPeriod(patient=a.patient_id if a.patient_id in seen else None, from_=a.valid_from, to=a.valid_to)
         for a in await repository.assignments_of(session, device.id)
     ]
-    last = await repository.last_reading(session, device.id, READING_TYPES[device.type].code)
+    last = await repository.last_reading(session, device.id, READING_TYPES[device.type].code, seen)
     last_reading = None
-    if last is not None and last.patient_id in seen:
+    if last is not None:
         last_reading = LastReading(
             observation=f"Observation/{last.id}",
             patient=last.patient_id,
@@ -115,7 +115,10 @@ async def list_visible(
     after: str | None = None,
     limit: int = 50,
 ) -> list[DeviceListItem]:
-    """Devices the caller's organisation registered or that served a patient it follows."""
+    """Devices the caller's organisation registered or that served a patient it follows.
+
+    Returns up to `limit` + 1: the last one, when there, only tells the page there is more;
+    it is neither shown nor audited."""
     organisation = await caller_organisation(session, actor.staff)
     if patient_id is not None:
         await access.require_patient(session, actor.staff, patient_id)
@@ -126,10 +129,10 @@ async def list_visible(
         reading_type=reading_type,
         patient_id=patient_id,
         after=after,
-        limit=limit,
+        limit=limit + 1,
     )
     current = await repository.assignments_in_force(session, [d.id for d in found], datetime.now(UTC))
-    shown = await access_repository.visible_among(
+    followed = await access_repository.visible_among(
         session, actor.staff.orgnr, [a.patient_id for a in current.values()], access.today()
     )
     items = []
@@ -138,13 +141,14 @@ async def list_visible(
         assigned_to = None
         if assignment is not None:
             assigned_to = AssignmentPeriod(
-                patient=assignment.patient_id if assignment.patient_id in shown else None,
+                patient=assignment.patient_id if assignment.patient_id in followed else None,
                 from_=assignment.valid_from,
                 to=assignment.valid_to,
             )
         items.append(
             DeviceListItem.model_validate({**DeviceOut.model_validate(device).model_dump(), "assigned_to": assigned_to})
         )
+    shown = {i.assigned_to.patient for i in items[:limit] if i.assigned_to and i.assigned_to.patient}
     await record(session, actor, "search", "Device", None, sorted(shown))
     return items
 

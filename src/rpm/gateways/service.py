@@ -33,6 +33,7 @@ async def register(session: AsyncSession, actor: Actor, payload: GatewayCreate) 
 
 
 async def of_caller(session: AsyncSession, actor: Actor, *, after: str | None, limit: int) -> list[GatewayOut]:
+    """The caller's organisation's gateways by id; up to `limit` + 1, the last only says there is more."""
     organisation = await caller_organisation(session, actor.staff)
-    rows = await repository.of_organisation(session, organisation.id, after=after, limit=limit)
+    rows = await repository.of_organisation(session, organisation.id, after=after, limit=limit + 1)
     return [GatewayOut.model_validate(row) for row in rows]

@@ -373,7 +373,10 @@ async def search_observations(
     limit: int,
 ) -> list[Observation]:
     """Observations of one patient, or of every patient the caller may see. `codes=None`:
-    any code; an empty list matches nothing."""
+    any code; an empty list matches nothing.
+
+    Returns up to `limit` + 1: the last one, when there, only tells the page there is more;
+    it is neither shown nor audited."""
     if patient_id is not None:
         await access.require_patient(session, actor.staff, patient_id)
     found: list[Observation] = []
@@ -385,7 +388,7 @@ async def search_observations(
             dates=dates,
             newest_first=newest_first,
             after=after,
-            limit=limit,
+            limit=limit + 1,
         )
     await record(
         session,
@@ -393,6 +396,6 @@ async def search_observations(
         "search",
         "Observation",
         None,
-        sorted({o.patient_id for o in found}) or ([patient_id] if patient_id else []),
+        sorted({o.patient_id for o in found[:limit]}) or ([patient_id] if patient_id else []),
     )
     return found

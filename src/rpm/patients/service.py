@@ -204,7 +204,10 @@ async def worklist(
     priority: Priority | None = None,
     organisation: str | None = None,
 ) -> list[PatientSummary]:
-    """The caller's patients, each with their alerts, plan and adherence, in worklist order."""
+    """The caller's patients, each with their alerts, plan and adherence, in worklist order.
+
+    Returns up to `limit` + 1: the last one, when there, only tells the page there is more;
+    it is neither shown nor audited."""
     keys = await repository.worklist_page(
         session,
         actor.staff.orgnr,
@@ -213,7 +216,7 @@ async def worklist(
         grace,
         sort=sort,
         after=after,
-        limit=limit,
+        limit=limit + 1,
         status=status,
         condition=condition,
         priority=priority,
@@ -247,5 +250,5 @@ async def worklist(
                 adherence=_total(statuses),
             )
         )
-    await record(session, actor, "search", "Patient", None, ids)
+    await record(session, actor, "search", "Patient", None, ids[:limit])
     return summaries

@@ -61,7 +61,10 @@ async def list_for_caller(
     limit: int = 50,
 ) -> list[RejectedOut]:
     """The rejected readings that belong to the caller's organisation (see repository.owned_by):
-    raw payloads never cross organisations."""
+    raw payloads never cross organisations.
+
+    Returns up to `limit` + 1: the last one, when there, only tells the page there is more;
+    it is neither shown nor audited."""
     organisation = await caller_organisation(session, actor.staff)
     rows = await repository.owned_by(
         session,
@@ -73,7 +76,7 @@ async def list_for_caller(
         received_to=received_to,
         include_reprocessed=include_reprocessed,
         after=after,
-        limit=limit,
+        limit=limit + 1,
     )
     return [RejectedOut.model_validate(row) for row in rows]
 

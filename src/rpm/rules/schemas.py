@@ -127,4 +127,5 @@ class WeightGainThresholds(BaseModel):
     source: Literal["template", "override"]
 
 
-EffectiveThresholdsOut = RootModel[dict[str, QuantityThresholds | WeightGainThresholds]]
+class EffectiveThresholdsOut(RootModel[dict[str, QuantityThresholds | WeightGainThresholds]]):
+    """The bands by LOINC code, and the weight-gain rule under `weight_gain` (api.md)."""

@@ -10,6 +10,7 @@ import uvicorn
 from api.app import create_app
 from rpm.config import Settings
 from rpm.db import create_engine, require_migrated
+from rpm.runtime import tune_garbage_collection
 
 
 async def _check(settings: Settings) -> None:
@@ -27,5 +28,7 @@ def serve(settings: Settings, *, host: str, port: int) -> int:
     # handler that was there before it. A no-op handler lets a clean stop exit 0.
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: None)
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="info", proxy_headers=True)
+    app = create_app(settings)
+    tune_garbage_collection()
+    uvicorn.run(app, host=host, port=port, log_level="info", proxy_headers=True)
     return 0

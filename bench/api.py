@@ -356,6 +356,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=500, help="timed requests per scenario (at least 500)")
     parser.add_argument("--orgnr", default="974600951", help="the organisation whose patients the scenarios use")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--only", default=None, help="run the scenarios whose name contains this text")
     args = parser.parse_args(argv)
     rng = random.Random(args.seed)
     env = {k: v for k, v in os.environ.items() if not k.startswith("RPM_")}
@@ -377,7 +378,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     api = ApiProcess(args.database, key_path, folder / "api.log")
     now = datetime.now(UTC)
-    results = scenarios(inputs, args.orgnr, now)
+    results = [s for s in scenarios(inputs, args.orgnr, now) if args.only is None or args.only in s.name]
     try:
         api.wait_ready()
         for scenario in results:

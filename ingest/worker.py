@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
 import signal
 from collections import deque
@@ -27,6 +26,7 @@ from rpm.config import Settings
 from rpm.db import create_engine, require_migrated, session_factory
 from rpm.gateways import repository as gateways
 from rpm.observations.service import MessageOutcome, RulesReport, record_messages
+from rpm.runtime import tune_garbage_collection
 
 log = logging.getLogger("rpm.ingest")
 
@@ -270,19 +270,6 @@ class IngestWorker:
             for reading in outcome.accepted:
                 self.metrics.lag.observe(max(0.0, (committed - reading.time).total_seconds()))
         self.metrics.batch_readings.observe(readings)
-
-
-def tune_garbage_collection() -> None:
-    """For the worker process, once started (not for tests that run a worker in-process)."""
-    # Everything made so far (modules, the FHIR and pydantic models, the engine) lives as long
-    # as the process: leave it out of garbage collection. A full collection walked all of it
-    # every few batches, a quarter of the worker's time.
-    gc.freeze()
-    # A batch makes tens of thousands of objects that live until it is acknowledged and are
-    # then freed by reference counting (none form cycles). With the default threshold of 700
-    # the collector walked each batch's live objects again and again: another tenth of the
-    # worker's time. Collections still run, about once per batch.
-    gc.set_threshold(50_000, 20, 10)
 
 
 async def run_worker(settings: Settings) -> None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import random
 import uuid
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -723,3 +723,36 @@ async def test_searches_and_reads_are_audited_per_patient(client, tokens, sessio
         assert [(r.action, r.resource_type, str(r.patient_id)) for r in await audit_of(session, request_id)] == [
             ("search", resource_type, second.id)
         ]
+
+
+@pytest.mark.parametrize("count", [1, 2, 5])
+async def test_across_the_organisation_paging_reaches_back_past_each_look_back_window(client, tokens, session, count):
+    """Newest first across patients, the merge looks a day back, then 8 days, then 60, then
+    all (observations.repository._LOOK_BACK): readings on either side of each edge, on two
+    patients, come back once each in time order whatever the page size."""
+    org = await new_organisation(session)
+    admin = tokens(org, "admin")
+    patients = []
+    for _ in range(2):
+        patient = Enrolled((await enrol(client, admin, org))["id"], "")
+        device = await register(client, admin, type="body-weight")
+        await assign(client, admin, device["serial"], patient.id, start="2025-01-01T00:00:00+01:00")
+        patient.serials["body-weight"] = device["serial"]
+        patients.append(patient)
+    now = datetime.now(UTC).replace(microsecond=0)
+    ages = [timedelta(hours=2), timedelta(hours=30), timedelta(days=7, hours=20), timedelta(days=8, hours=4),
+            timedelta(days=59), timedelta(days=61), timedelta(days=400)]  # fmt: skip
+    label_of = {}
+    for number, age in enumerate(ages):
+        reading_id = await send(
+            session, patients[number % 2], "body-weight", (now - age).isoformat(), label=f"a{number}"
+        )
+        label_of[reading_id] = f"a{number}"
+    seen: list[str] = []
+    page, following, _ = await next_page(client, tokens(org), {"_count": str(count)})
+    seen += [label_of[reading_id_of(r)] for r in page]
+    while following is not None:
+        assert len(seen) <= len(ages)
+        page, following, _ = await next_page(client, tokens(org), following)
+        seen += [label_of[reading_id_of(r)] for r in page]
+    assert seen == [f"a{n}" for n in range(len(ages))]

@@ -348,11 +348,11 @@ async def test_a_poison_message_is_left_unacknowledged_and_the_others_go_through
     assert worker.metrics.message_failures._value.get() == 1
 
 
-def test_the_worker_process_freezes_its_startup_objects_and_collects_rarely():
+def test_a_server_process_freezes_its_startup_objects_and_collects_rarely():
     # In a child process: the settings are process-wide and must not leak into the test session.
     code = (
         "import gc\n"
-        "from ingest.worker import tune_garbage_collection\n"
+        "from rpm.runtime import tune_garbage_collection\n"
         "tune_garbage_collection()\n"
         "print(gc.get_freeze_count() > 1000, gc.get_threshold())\n"
     )

@@ -212,27 +212,30 @@ async def evidence_references(
     return {alert_id: references for alert_id, references in rows}
 
 
-# The missing-measurement rule's condition (rules.md): no reading of the plan item `m`'s type
-# for its interval plus the grace period, counted from enrolment (`p.created_at`) when there
-# has never been one; `last.at` is the newest reading's time. The worklist marks overdue types
-# by the same words.
-OVERDUE = "greatest(last.at, p.created_at) + make_interval(hours => m.every_hours) + :grace < :now"
+# The missing-measurement rule's condition (rules.md) for the plan item `m` of patient `p`,
+# whose type has the LOINC code `t.code`: no reading of it for its interval plus the grace
+# period, counted from enrolment when there has never been one. Asked as "is there a recent
+# one?", which the (patient, code, time) index answers without finding the newest. The
+# worklist marks overdue types by the same words.
+OVERDUE = """
+    p.created_at + make_interval(hours => m.every_hours) + :grace < :now
+    and not exists (
+        select from observations o where o.patient_id = m.patient_id and o.code = t.code
+        and o.effective_at >= cast(:now as timestamptz) - make_interval(hours => m.every_hours) - :grace
+    )
+"""
 
 _OPEN_MISSING = text(
     f"""
     insert into alerts (id, patient_id, rule, level, status, escalated, late, opened_at, raised_at,
         last_reading_at, occurrences, threshold, thresholds_version, updated_at)
     select gen_random_uuid(), p.id, 'missing:' || m.reading_type, 'yellow', 'open', false, false, :now, :now,
-        last.at, 1,
+        (select max(o.effective_at) from observations o where o.patient_id = m.patient_id and o.code = t.code), 1,
         jsonb_build_object('every_hours', m.every_hours, 'grace_hours', cast(:grace_hours as float8)), 0, :now
     from measurement_plan_items m
     join patients p on p.id = m.patient_id and p.status = 'active'
     join unnest(cast(:types as text[]), cast(:codes as text[])) as t(reading_type, code)
         on t.reading_type = m.reading_type
-    left join lateral (
-        select max(o.effective_at) as at from observations o
-        where o.patient_id = m.patient_id and o.code = t.code
-    ) last on true
     where {OVERDUE}
     on conflict (patient_id, rule) where status in ('open', 'acknowledged') do nothing
     returning id

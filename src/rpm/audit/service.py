@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert
+from sqlalchemy import insert, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from rpm.access import service as access
@@ -29,6 +29,17 @@ class Actor:
     request_id: str | None = None
 
 
+_RECORD = text(
+    """
+    insert into audit_records (actor_sub, actor_name, actor_hpr, actor_org, action, resource_type, resource_id,
+        patient_id, request_id)
+    select :actor_sub, :actor_name, :actor_hpr, :actor_org, :action, :resource_type, :resource_id, p.id, :request_id
+    from unnest(cast(:patient_ids as uuid[])) with ordinality as p(id, n)
+    order by p.n
+    """
+)
+
+
 async def record(
     session: AsyncSession,
     actor: Actor,
@@ -37,23 +48,23 @@ async def record(
     resource_id: str | None,
     patient_ids: Iterable[uuid.UUID | None],
 ) -> None:
-    """One record per patient touched (a list or search touches many)."""
-    rows = [
-        {
-            "actor_sub": actor.staff.sub,
-            "actor_name": actor.staff.name,
-            "actor_hpr": actor.staff.hpr,
-            "actor_org": actor.staff.orgnr,
-            "action": action,
-            "resource_type": resource_type,
-            "resource_id": resource_id,
-            "patient_id": patient_id,
-            "request_id": actor.request_id,
-        }
-        for patient_id in patient_ids
-    ]
-    if rows:
-        await session.execute(insert(AuditRecord), rows)
+    """One record per patient touched (a list or search touches many), in one statement."""
+    patients = list(patient_ids)
+    if patients:
+        await session.execute(
+            _RECORD,
+            {
+                "actor_sub": actor.staff.sub,
+                "actor_name": actor.staff.name,
+                "actor_hpr": actor.staff.hpr,
+                "actor_org": actor.staff.orgnr,
+                "action": action,
+                "resource_type": resource_type,
+                "resource_id": resource_id,
+                "patient_ids": patients,
+                "request_id": actor.request_id,
+            },
+        )
 
 
 async def record_one(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -104,7 +104,7 @@ class SearchCursor:
 def _search(
     statement: Select[Any],
     columns: Any,
-    codes: Sequence[str] | None,
+    codes: Collection[str] | None,
     dates: Sequence[DateBound],
     newest_first: bool,
     after: SearchCursor | None,
@@ -137,21 +137,29 @@ def _search(
     return statement.order_by(column, columns.id)
 
 
+# Newest first across patients, the merge first looks this far back from the newest possible
+# reading, then further: a day of an organisation's readings is usually a page's worth.
+_LOOK_BACK = (timedelta(days=1), timedelta(days=8), timedelta(days=60))
+
+
 async def search(
     session: AsyncSession,
     *,
     patients: uuid.UUID | Select[uuid.UUID],
-    codes: Sequence[str] | None,
+    codes: Collection[str] | None,
     dates: Sequence[DateBound],
     newest_first: bool,
     after: SearchCursor | None,
     limit: int,
+    now: datetime | None = None,
 ) -> list[Observation]:
     """Observations of one patient, or of every patient `patients` selects, in time order.
 
-    Across patients, each patient's first `limit` come off the (patient, time) index and
-    only those are merged: the newest readings of an organisation's hundreds of patients
-    without sorting all of their readings."""
+    Across patients, each patient's first `limit` come off the (patient, time) index and only
+    those are merged: the newest readings of an organisation's hundreds of patients without
+    sorting all of them. Newest first, the merge tries a day back from the cursor (or from
+    `now`), then a week, then two months, then all: once a window holds `limit` readings,
+    nothing older can be among the first `limit`."""
     if isinstance(patients, uuid.UUID):
         statement = _search(
             select(Observation).where(Observation.patient_id == patients),
@@ -163,20 +171,28 @@ async def search(
         )
         return list(await session.scalars(statement.limit(limit)))
     followed = patients.distinct().subquery("followed")
-    each = _search(
-        select(Observation).where(Observation.patient_id == followed.c[0]),
-        Observation,
-        codes,
-        dates,
-        newest_first,
-        after,
-    )
-    firsts = each.limit(limit).lateral("firsts")
-    merged = aliased(Observation, firsts)
-    statement = _search(
-        select(merged).select_from(followed).join(firsts, true()), merged, None, (), newest_first, None
-    )
-    return list(await session.scalars(statement.limit(limit)))
+    windows: Sequence[timedelta | None] = (*_LOOK_BACK, None) if newest_first else (None,)
+    # A reading may be taken up to 10 minutes ahead of the clock (mqtt.md).
+    newest = after.effective_at if after is not None else (now or datetime.now(UTC)) + timedelta(hours=1)
+    for window in windows:
+        bounds = [*dates, DateBound("ge", newest - window)] if window is not None else dates
+        each = _search(
+            select(Observation).where(Observation.patient_id == followed.c[0]),
+            Observation,
+            codes,
+            bounds,
+            newest_first,
+            after,
+        )
+        firsts = each.limit(limit).lateral("firsts")
+        merged = aliased(Observation, firsts)
+        statement = _search(
+            select(merged).select_from(followed).join(firsts, true()), merged, None, (), newest_first, None
+        )
+        found = list(await session.scalars(statement.limit(limit)))
+        if len(found) >= limit:
+            break
+    return found
 
 
 _LAST_READING_TIMES = text(

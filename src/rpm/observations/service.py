@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -366,7 +366,7 @@ async def search_observations(
     actor: Actor,
     *,
     patient_id: uuid.UUID | None,
-    codes: Sequence[str] | None,
+    codes: Collection[str] | None,
     dates: Sequence[repository.DateBound],
     newest_first: bool,
     after: repository.SearchCursor | None,

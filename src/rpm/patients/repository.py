@@ -101,9 +101,6 @@ _KEYED = f"""
         select bool_or({OVERDUE}) as overdue
         from measurement_plan_items m
         join {_READING_TYPES} on t.reading_type = m.reading_type
-        cross join lateral (
-            select max(o.effective_at) as at from observations o where o.patient_id = p.id and o.code = t.code
-        ) as last
         where m.patient_id = p.id
     ) as od on p.status = 'active'
     {{last_join}}

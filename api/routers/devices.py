@@ -39,12 +39,12 @@ async def list_devices(
     return Page[DeviceListItem].of(found, limit, DEVICE_CURSOR, lambda device: device.serial)
 
 
-@router.get("/{serial}", response_model=DeviceDetail)
+@router.get("/{serial:path}", response_model=DeviceDetail)
 async def read(serial: str, session: SessionDep, actor: ActorDep) -> DeviceDetail:
     """The device with its assignment history and its newest reading."""
     return await service.detail(session, actor, serial)
 
 
-@router.put("/{serial}/assignment", response_model=AssignmentOut)
+@router.put("/{serial:path}/assignment", response_model=AssignmentOut)
 async def assign(serial: str, payload: AssignmentIn, session: SessionDep, actor: ActorDep) -> AssignmentOut:
     return await service.assign(session, actor, serial, payload)

@@ -307,3 +307,19 @@ async def test_no_token_is_401(client):
     for path in ("/api/v1/devices", f"/api/v1/devices/{unique('SC')}"):
         r = await client.get(path)
         assert r.status_code == 401 and r.headers["WWW-Authenticate"].startswith("Bearer")
+
+
+async def test_a_serial_with_a_slash_is_read_and_assigned_by_its_path(client, tokens, session):
+    """The contract does not forbid "/" in a serial (some vendors write "SN/12345"): the device
+    routes take the rest of the path as the serial."""
+    org = await new_organisation(session)
+    admin = tokens(org, "admin")
+    patient = await enrol(client, admin, org)
+    serial = unique("UA651") + "/2026"
+    await register(client, admin, serial=serial, type="blood-pressure")
+    assigned = await assign(client, admin, serial, patient["id"])
+    assert assigned["serial"] == serial
+    r = await client.get(f"/api/v1/devices/{serial}", headers=admin)
+    assert r.status_code == 200, r.text
+    assert r.json()["serial"] == serial
+    assert [a["patient"] for a in r.json()["assignments"]] == [patient["id"]]

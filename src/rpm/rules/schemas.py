@@ -96,22 +96,6 @@ class AlertCounts(BaseModel):
     red: int
 
 
-class ThresholdsPreviewOut(BaseModel):
-    """The alerts the proposed thresholds would have raised from the patient's readings of the
-    last `days` days (one per episode of out-of-band readings; see rules.preview), and, for
-    comparison, what the thresholds in force now would have raised."""
-
-    days: int
-    from_: datetime = Field(serialization_alias="from")
-    to: datetime
-    readings: int  # stored Observations judged
-    yellow: int
-    red: int
-    alerts: list[PreviewAlert]
-    current: AlertCounts
-    thresholds: dict[str, Any]  # the effective thresholds the proposal makes
-
-
 class QuantityThresholds(BaseModel):
     yellow: dict[Literal["low", "high"], float]
     red: dict[Literal["low", "high"], float]
@@ -129,3 +113,19 @@ class WeightGainThresholds(BaseModel):
 
 class EffectiveThresholdsOut(RootModel[dict[str, QuantityThresholds | WeightGainThresholds]]):
     """The bands by LOINC code, and the weight-gain rule under `weight_gain` (api.md)."""
+
+
+class ThresholdsPreviewOut(BaseModel):
+    """The alerts the proposed thresholds would have raised from the patient's readings of the
+    last `days` days (one per episode of out-of-band readings; see rules.preview), and, for
+    comparison, what the thresholds in force now would have raised."""
+
+    days: int
+    from_: datetime = Field(serialization_alias="from")
+    to: datetime
+    readings: int  # stored Observations judged
+    yellow: int
+    red: int
+    alerts: list[PreviewAlert]
+    current: AlertCounts
+    thresholds: EffectiveThresholdsOut  # what the proposal makes of the thresholds in force

@@ -21,7 +21,14 @@ from rpm.rules.bands import Level
 from rpm.rules.evaluation import Breach, Evidence, weight_gain_breach
 from rpm.rules.models import ThresholdOverride
 from rpm.rules.preview import counts, simulate
-from rpm.rules.schemas import AlertCounts, PreviewAlert, ThresholdsChange, ThresholdsPreviewIn, ThresholdsPreviewOut
+from rpm.rules.schemas import (
+    AlertCounts,
+    EffectiveThresholdsOut,
+    PreviewAlert,
+    ThresholdsChange,
+    ThresholdsPreviewIn,
+    ThresholdsPreviewOut,
+)
 from rpm.rules.templates import BODY_WEIGHT
 from rpm.rules.thresholds import EffectiveThresholds, changed_overrides, effective_thresholds
 
@@ -128,7 +135,7 @@ async def preview_thresholds(
             for a in raised
         ],
         current=AlertCounts(**counts(simulate(patient_id, readings, current, start))),
-        thresholds=proposed.as_dict(),
+        thresholds=EffectiveThresholdsOut.model_validate(proposed.as_dict()),
     )
 
 

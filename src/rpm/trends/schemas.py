@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
 from rpm.alerts.schemas import AlertItem
 from rpm.patients.schemas import Adherence, PatientOut, PlanStatus
+from rpm.rules.schemas import EffectiveThresholdsOut
 
 
 class LatestValue(BaseModel):
@@ -43,7 +44,7 @@ class Dashboard(BaseModel):
     patient: PatientOut
     latest: list[LatestValue]
     active_alerts: list[AlertItem]
-    thresholds: dict[str, Any]  # as GET /patients/{id}/thresholds
+    thresholds: EffectiveThresholdsOut  # as GET /patients/{id}/thresholds
     plan: list[PlanStatus]
     adherence: Adherence
     sparklines: list[Sparkline]

@@ -19,6 +19,7 @@ from rpm.patients import service as patient_service
 from rpm.rules import repository as rules
 from rpm.rules.evaluation import judgements_for
 from rpm.rules.models import ThresholdOverride
+from rpm.rules.schemas import EffectiveThresholdsOut
 from rpm.rules.service import thresholds_for
 from rpm.rules.thresholds import EffectiveThresholds, effective_thresholds
 from rpm.trends import repository
@@ -97,7 +98,7 @@ async def dashboard(
         patient=patient_service.to_out(patient),
         latest=[_latest_value(row, thresholds) for row in latest],
         active_alerts=await alerts.items(session, active),
-        thresholds=thresholds.as_dict(),
+        thresholds=EffectiveThresholdsOut.model_validate(thresholds.as_dict()),
         plan=plan,
         adherence=adherence,
         sparklines=_sparklines(points),

@@ -68,7 +68,8 @@ def app_routes() -> Iterator[RouteInfo]:
     """Every route of the app with each of its methods (`app.routes` holds included routers
     as groups in this FastAPI; `iter_route_contexts` walks them)."""
     for route in iter_route_contexts(create_app(SCHEMA_SETTINGS).routes):
-        path = route.path or ""
+        # As OpenAPI names it: a converter (`{serial:path}`) is not part of the name.
+        path = re.sub(r"\{(\w+):\w+\}", r"{\1}", route.path or "")
         if path.startswith(UNDOCUMENTED):
             continue
         for method in sorted(route.methods or ()):

@@ -80,7 +80,11 @@ def create_app(settings: Settings, *, engine: AsyncEngine | None = None) -> Fast
         incoming = request.headers.get("x-request-id", "")
         request.state.request_id = incoming[:64] if incoming else uuid.uuid4().hex
         started = time.perf_counter()
-        response = await call_next(request)
+        if "\x00" in request.url.path or any("\x00" in v for _, v in request.query_params.multi_items()):
+            # PostgreSQL text cannot hold NUL: refused here, once, for every route.
+            response: Response = errors.render(request, 422, "invalid_request", "the request holds a NUL character")
+        else:
+            response = await call_next(request)
         route = getattr(request.scope.get("route"), "path", "unmatched")
         metrics.requests.labels(route, str(response.status_code)).inc()
         metrics.latency.labels(route).observe(time.perf_counter() - started)

@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from rpm.errors import DomainError, NotAuthenticated
@@ -69,6 +70,15 @@ def install(app: FastAPI) -> None:
     async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
         code = {404: "not_found", 405: "method_not_allowed"}.get(error.status_code, "http_error")
         return render(request, error.status_code, code, str(error.detail))
+
+    @app.exception_handler(DBAPIError)
+    async def database_error(request: Request, error: DBAPIError) -> JSONResponse:
+        # A value the database cannot hold (SQLSTATE class 22: out of range, bad encoding) is the
+        # request's fault; the checks at the edge should have caught it, this says so anyway.
+        if str(getattr(error.orig, "sqlstate", "") or "").startswith("22"):
+            log.warning("a request value the database refused on %s: %s", request.url.path, error.orig)
+            return render(request, 422, "invalid_request", "a value in the request is out of range")
+        return await unexpected(request, error)
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, error: Exception) -> JSONResponse:

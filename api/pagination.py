@@ -2,9 +2,10 @@
 
 A list answers `{"items": [...], "next": "<cursor or null>"}` (api.md). A cursor is the sort
 key of the last item shown, as JSON in URL-safe base64; each list declares the type of its
-key once, with the list's name (`Cursor("alerts", tuple[int, datetime, uuid.UUID])`), and
-decoding checks both, so a cursor from another list, or one a client made up, is refused with
-one clear error.
+key once, with the list's name (`Cursor("alerts", tuple[int, int, Moment, uuid.UUID])`), and
+decoding checks both, so a cursor from another list, or a malformed one, is refused with one
+clear error. The parts of a key are bounded (`Moment`, `Key`, `RecordId`) so that nothing a
+client writes into a cursor can reach the database as a value it cannot hold.
 """
 
 from __future__ import annotations
@@ -15,9 +16,22 @@ from collections.abc import Callable, Sequence
 from typing import Annotated, Any, Generic, Self, TypeVar
 
 from fastapi import Query
-from pydantic import BaseModel, TypeAdapter, ValidationError
+from pydantic import AfterValidator, AwareDatetime, BaseModel, Field, TypeAdapter, ValidationError
 
 from rpm.errors import InvalidInput
+from rpm.norway import plausible_time
+
+
+def _text(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError("a NUL character")
+    return value
+
+
+Moment = Annotated[AwareDatetime, AfterValidator(plausible_time)]
+Key = Annotated[str, Field(max_length=256), AfterValidator(_text)]
+RecordId = Annotated[int, Field(ge=0, lt=2**63)]
+Rank = Annotated[int, Field(ge=0, le=9)]
 
 LimitParam = Annotated[int, Query(ge=1, le=500, description="items per page (default 50, at most 500)")]
 CursorParam = Annotated[str | None, Query(description="the `next` of the page before")]

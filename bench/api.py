@@ -218,10 +218,10 @@ def scenarios(inputs: Inputs, orgnr: str, now: datetime) -> list[Scenario]:
     since = (now - timedelta(days=90)).isoformat()
 
     def queue(session: AsyncSession, actor: Actor) -> Awaitable[Any]:
-        return alerts.queue(session, actor, limit=51)
+        return alerts.queue(session, actor, limit=50)
 
     def overview(session: AsyncSession, actor: Actor) -> Awaitable[Any]:
-        return patients.worklist(session, actor, now=now, grace=GRACE, limit=51)
+        return patients.worklist(session, actor, now=now, grace=GRACE, limit=50)
 
     def dashboard(patient: uuid.UUID) -> Callable[[AsyncSession, Actor], Awaitable[Any]]:
         return lambda session, actor: trends.dashboard(session, actor, patient, now=now, grace=GRACE)
@@ -233,7 +233,7 @@ def scenarios(inputs: Inputs, orgnr: str, now: datetime) -> list[Scenario]:
 
     def fhir(patient: uuid.UUID | None) -> Callable[[AsyncSession, Actor], Awaitable[Any]]:
         return lambda session, actor: observations.search_observations(
-            session, actor, patient_id=patient, codes=None, dates=[], newest_first=True, after=None, limit=51
+            session, actor, patient_id=patient, codes=None, dates=[], newest_first=True, after=None, limit=50
         )
 
     quoted = since.replace("+", "%2B")

@@ -39,6 +39,16 @@ def upgrade() -> None:
     op.alter_column('gateway_status', 'changed_at', existing_type=sa.DateTime(timezone=True), nullable=True)
     op.add_column('gateway_status', sa.Column('last_message_at', sa.DateTime(timezone=True), nullable=True))
     op.create_index('ix_rejected_readings_gateway_received', 'rejected_readings', ['gateway_id', 'received_at'])
+    # The serials a whole message kept as one rejection names, for rows kept before this too.
+    op.add_column('rejected_readings', sa.Column('mentioned_serials', sa.ARRAY(sa.Text()), nullable=True))
+    op.execute(
+        """
+        update rejected_readings set mentioned_serials = array(
+            select distinct (regexp_matches(encode(payload, 'escape'), '"serial"\\s*:\\s*"([^"]{1,128})"', 'g'))[1]
+        )
+        where device_serial is null
+        """
+    )
     op.add_column('alerts', sa.Column('outcome', sa.String(length=32), nullable=True))
     op.create_check_constraint(
         op.f('ck_alerts_outcome_known'),
@@ -51,6 +61,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_constraint(op.f('ck_alerts_outcome_known'), 'alerts', type_='check')
     op.drop_column('alerts', 'outcome')
+    op.drop_column('rejected_readings', 'mentioned_serials')
     op.drop_index('ix_rejected_readings_gateway_received', table_name='rejected_readings')
     op.drop_column('gateway_status', 'last_message_at')
     op.execute("delete from gateway_status where status is null")

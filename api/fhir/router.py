@@ -6,6 +6,7 @@ Access and audit are those of the JSON API: the same services answer both.
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -13,12 +14,12 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from pydantic import AwareDatetime, BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict
 
 from api.deps import ActorDep, SessionDep
 from api.errors import FHIR_JSON
 from api.fhir import search
-from api.pagination import Cursor
+from api.pagination import Cursor, Moment
 from rpm.devices import service as devices
 from rpm.errors import InvalidInput, NotFound
 from rpm.fhir.resources import capability_statement, device_resource, patient_resource, searchset
@@ -28,7 +29,7 @@ from rpm.patients import service as patients
 
 router = APIRouter(prefix="/fhir", tags=["fhir"])
 STARTED = datetime.now(UTC)
-SearchPosition = tuple[AwareDatetime, uuid.UUID]  # the last Observation's time and id
+SearchPosition = tuple[Moment, uuid.UUID]  # the last Observation's time and id
 SEARCH_CURSOR: Cursor[SearchPosition] = Cursor("fhir-observations", SearchPosition, parameter="_cursor")
 
 
@@ -90,7 +91,7 @@ async def search_observations(request: Request, session: SessionDep, actor: Acto
     if sort not in ("date", "-date"):
         raise search.BadSearch("invalid_search", "_sort: date or -date")
     count_text = _one(request, "_count") or "50"
-    if not count_text.isdigit() or not 1 <= int(count_text) <= 500:
+    if not re.fullmatch(r"[0-9]{1,3}", count_text) or not 1 <= int(count_text) <= 500:
         raise search.BadSearch("invalid_search", "_count: a number from 1 to 500")
     count = int(count_text)
     codes = search.codes(params.getlist("code"))

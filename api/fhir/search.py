@@ -5,13 +5,12 @@ from __future__ import annotations
 import re
 import uuid
 from datetime import date, datetime, time, timedelta
-from zoneinfo import ZoneInfo
 
 from rpm.errors import DomainError
 from rpm.fhir.codes import LOINC, OBSERVATION_CATEGORY, READING_TYPES
+from rpm.norway import EARLIEST_YEAR, LATEST_YEAR, OSLO
 from rpm.observations.repository import DateBound
 
-NORWAY = ZoneInfo("Europe/Oslo")
 PARTIAL_DATE = re.compile(r"^(?P<year>\d{4})(?:-(?P<month>\d{2})(?:-(?P<day>\d{2}))?)?$")
 PREFIXES = ("ge", "le", "gt", "lt", "eq")
 
@@ -119,31 +118,40 @@ def _period(text: str) -> tuple[datetime, datetime] | None:
     if not match:
         return None
     year, month, day = int(match["year"]), int(match["month"] or 1), int(match["day"] or 1)
+    if not EARLIEST_YEAR <= year <= LATEST_YEAR:
+        raise BadSearch("invalid_search", f"date: a year from {EARLIEST_YEAR} to {LATEST_YEAR}")
     try:
-        start = datetime.combine(date(year, month, day), time(), NORWAY)
+        start = datetime.combine(date(year, month, day), time(), OSLO)
     except ValueError:
         raise BadSearch("invalid_search", f"date: {text!r} is not a date") from None
     if match["day"]:
         end = start + timedelta(days=1)
     elif match["month"]:
-        end = datetime.combine(date(year + month // 12, month % 12 + 1, 1), time(), NORWAY)
+        end = datetime.combine(date(year + month // 12, month % 12 + 1, 1), time(), OSLO)
     else:
-        end = datetime.combine(date(year + 1, 1, 1), time(), NORWAY)
+        end = datetime.combine(date(year + 1, 1, 1), time(), OSLO)
     return start, end
 
 
 def _instant(value: str, text: str) -> tuple[datetime, datetime] | datetime:
     """A dateTime: the second or minute it names (its precision), or the exact instant when it
     has fractions of a second."""
+    day, separator, clock_and_zone = text.partition("T")
     try:
+        if not separator or not PARTIAL_DATE.match(day):
+            raise ValueError(text)
         at = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         raise BadSearch("invalid_search", f"date: {value!r} is not a FHIR dateTime") from None
     if at.tzinfo is None:
         raise BadSearch("invalid_search", f"date: {value!r} needs a time zone")
-    clock = re.split(r"[Z+-]", text.partition("T")[2], maxsplit=1)[0]
+    if not EARLIEST_YEAR <= at.year <= LATEST_YEAR:
+        raise BadSearch("invalid_search", f"date: a year from {EARLIEST_YEAR} to {LATEST_YEAR}")
+    clock = re.split(r"[Z+-]", clock_and_zone, maxsplit=1)[0]
     if "." in clock:
         return at
+    if clock.count(":") == 0:
+        raise BadSearch("invalid_search", f"date: {value!r} gives a time without minutes")
     return at, at + (timedelta(seconds=1) if clock.count(":") == 2 else timedelta(minutes=1))
 
 

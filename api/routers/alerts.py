@@ -11,10 +11,9 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import StreamingResponse
-from pydantic import AwareDatetime
 
 from api.deps import ActorDep, SessionDep, SettingsDep
-from api.pagination import Cursor, CursorParam, LimitParam, Page
+from api.pagination import Cursor, CursorParam, LimitParam, Moment, Page, Rank
 from api.stream import sse
 from rpm.access import service as access
 from rpm.access.repository import visible_patient_ids
@@ -26,7 +25,7 @@ from rpm.errors import InvalidInput
 
 router = APIRouter(prefix="/api/v1/alerts", tags=["alerts"])
 VISIBILITY_TTL = 60.0  # seconds a stream trusts its answer to "may this caller see that patient?"
-QueuePosition = tuple[int, int, AwareDatetime, uuid.UUID]  # level rank, escalated rank, opened, id
+QueuePosition = tuple[Rank, Rank, Moment, uuid.UUID]  # level rank, escalated rank, opened, id
 QUEUE_CURSOR: Cursor[QueuePosition] = Cursor("alerts", QueuePosition)
 
 

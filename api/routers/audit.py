@@ -7,17 +7,29 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, Query
 from fastapi.responses import Response
-from pydantic import AwareDatetime
 
 from api.deps import ActorDep, SessionDep
-from api.pagination import Cursor, CursorParam, LimitParam, Page
+from api.pagination import Cursor, CursorParam, LimitParam, Moment, Page, RecordId
 from rpm.audit import service
 from rpm.audit.schemas import AuditOut
 
 router = APIRouter(prefix="/api/v1", tags=["audit"])
-AUDIT_CURSOR: Cursor[int] = Cursor("audit", int)  # the record id
+AUDIT_CURSOR: Cursor[int] = Cursor("audit", RecordId)  # the record id
 # The last record shown, and the record of the reading that began the history (its end).
-HISTORY_CURSOR: Cursor[tuple[int, int]] = Cursor("patient-audit", tuple[int, int])
+HISTORY_CURSOR: Cursor[tuple[int, int]] = Cursor("patient-audit", tuple[RecordId, RecordId])
+
+
+def _wants_csv(accept: str | None) -> bool:
+    """Whether an Accept header asks for text/csv (with a quality above 0)."""
+    for media_range in (accept or "").split(","):
+        kind, *parameters = (part.strip() for part in media_range.split(";"))
+        if kind.lower() == "text/csv":
+            quality = next((p.partition("=")[2] for p in parameters if p.lower().startswith("q=")), "1")
+            try:
+                return float(quality) > 0
+            except ValueError:
+                return False
+    return False
 
 
 @router.get("/audit", response_model=Page[AuditOut])
@@ -27,8 +39,8 @@ async def audit_trail(
     patient: uuid.UUID | None = None,
     staff: Annotated[str | None, Query(description="the staff member's `sub`")] = None,
     action: Annotated[str | None, Query(description="read, search, create, update, acknowledge, ...")] = None,
-    at_from: Annotated[AwareDatetime | None, Query(alias="from")] = None,
-    at_to: Annotated[AwareDatetime | None, Query(alias="to")] = None,
+    at_from: Annotated[Moment | None, Query(alias="from")] = None,
+    at_to: Annotated[Moment | None, Query(alias="to")] = None,
     cursor: CursorParam = None,
     limit: LimitParam = 50,
 ) -> Page[AuditOut]:
@@ -65,7 +77,7 @@ async def patient_audit(
 ) -> Page[AuditOut] | Response:
     """The patient's full access history, oldest first, by every organisation (admins of the
     care team): the record a patient may ask to see. As JSON pages, or whole as CSV."""
-    if format == "csv" or (format is None and accept is not None and "text/csv" in accept):
+    if format == "csv" or (format is None and _wants_csv(accept)):
         records, _ = await service.patient_history(session, actor, patient_id, limit=None)
         return Response(
             service.as_csv(records),

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Query
 
 from api.deps import ActorDep, SessionDep, SettingsDep
 from rpm.errors import InvalidInput
+from rpm.norway import plausible_time
 from rpm.trends import service
 from rpm.trends.buckets import OSLO, Bucket
 from rpm.trends.schemas import Dashboard, Trend
@@ -21,19 +22,23 @@ DEFAULT_PERIOD = timedelta(days=30)
 def _moment(name: str, text: str, *, end: bool) -> datetime:
     """A date with a time and offset, or a day: the start of the day in Norway, or for `to`
     the end of it."""
+    day: date | None = None
     try:
         day = date.fromisoformat(text)
+        moment = datetime.combine(day, time(), OSLO)
     except ValueError:
-        pass
-    else:
-        return datetime.combine(day + timedelta(days=1 if end else 0), time(), OSLO)
-    try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise InvalidInput("invalid_period", f"{name}: a date (2026-11-01) or a time with offset") from None
+        try:
+            moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            raise InvalidInput("invalid_period", f"{name}: a date (2026-11-01) or a time with offset") from None
     if moment.tzinfo is None:
         raise InvalidInput("invalid_period", f"{name}: a time needs an offset (Z or +01:00)")
-    return moment
+    try:
+        plausible_time(moment)
+    except ValueError as error:
+        raise InvalidInput("invalid_period", f"{name}: {error}") from None
+    # Local arithmetic: the next midnight in Norway, 23 or 25 hours on if the clocks change.
+    return moment + timedelta(days=1) if end and day is not None else moment
 
 
 @router.get("/{patient_id}/dashboard", response_model=Dashboard)

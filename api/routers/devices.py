@@ -8,13 +8,13 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from api.deps import ActorDep, SessionDep
-from api.pagination import Cursor, CursorParam, LimitParam, Page
+from api.pagination import Cursor, CursorParam, Key, LimitParam, Page
 from rpm.devices import service
 from rpm.devices.schemas import AssignmentIn, AssignmentOut, DeviceCreate, DeviceDetail, DeviceListItem, DeviceOut
 from rpm.fhir.codes import ReadingTypeName
 
 router = APIRouter(prefix="/api/v1/devices", tags=["devices"])
-DEVICE_CURSOR: Cursor[str] = Cursor("devices", str)  # the serial
+DEVICE_CURSOR: Cursor[str] = Cursor("devices", Key)  # the serial
 
 
 @router.post("", status_code=201, response_model=DeviceOut)

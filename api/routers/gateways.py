@@ -5,12 +5,12 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from api.deps import ActorDep, SessionDep
-from api.pagination import Cursor, CursorParam, LimitParam, Page
+from api.pagination import Cursor, CursorParam, Key, LimitParam, Page
 from rpm.gateways import service
 from rpm.gateways.schemas import GatewayCreate, GatewayOut
 
 router = APIRouter(prefix="/api/v1/gateways", tags=["gateways"])
-GATEWAY_CURSOR: Cursor[str] = Cursor("gateways", str)
+GATEWAY_CURSOR: Cursor[str] = Cursor("gateways", Key)
 
 
 @router.post("", status_code=201, response_model=GatewayOut)

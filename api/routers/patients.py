@@ -7,13 +7,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
-from pydantic import AwareDatetime
 
 from api.deps import ActorDep, SessionDep, SettingsDep
-from api.pagination import Cursor, CursorParam, LimitParam, Page
+from api.pagination import Cursor, CursorParam, Key, LimitParam, Moment, Page, Rank
 from rpm.errors import InvalidInput
 from rpm.patients import service
-from rpm.patients.repository import FAR_FUTURE, FAR_PAST, PRIORITY_RANK
+from rpm.patients.repository import FAR_FUTURE, FAR_PAST, WorklistKey
 from rpm.patients.schemas import (
     Condition,
     PatientCreate,
@@ -28,20 +27,19 @@ router = APIRouter(prefix="/api/v1/patients", tags=["patients"])
 
 # The keyset of each sort, led by the sort's name so a cursor is refused under another sort.
 WorklistPosition = (
-    tuple[Literal["priority"], int, AwareDatetime, str, uuid.UUID]
-    | tuple[Literal["name"], str, uuid.UUID]
-    | tuple[Literal["last_reading", "-last_reading"], AwareDatetime, uuid.UUID]
+    tuple[Literal["priority"], Rank, Moment, Key, uuid.UUID]
+    | tuple[Literal["name"], Key, uuid.UUID]
+    | tuple[Literal["last_reading", "-last_reading"], Moment, uuid.UUID]
 )
 WORKLIST_CURSOR: Cursor[WorklistPosition] = Cursor("patients", WorklistPosition)
 
 
-def _position(sort: PatientSort, patient: PatientSummary) -> WorklistPosition:
+def _position(sort: PatientSort, key: WorklistKey) -> WorklistPosition:
     if sort == "priority":
-        since = patient.unacknowledged_since or FAR_FUTURE
-        return ("priority", PRIORITY_RANK[patient.priority], since, patient.name, patient.id)
+        return ("priority", key.priority, key.unacknowledged_since or FAR_FUTURE, key.name, key.id)
     if sort == "name":
-        return ("name", patient.name, patient.id)
-    return (sort, patient.last_reading or FAR_PAST, patient.id)
+        return ("name", key.name, key.id)
+    return (sort, key.last_reading_at or FAR_PAST, key.id)
 
 
 @router.post("", status_code=201, response_model=PatientOut)
@@ -88,7 +86,10 @@ async def worklist(
         priority=level,
         organisation=organisation,
     )
-    return Page[PatientSummary].of(found, limit, WORKLIST_CURSOR, lambda p: _position(sort, p))
+    keys = {summary.id: key for key, summary in found}
+    return Page[PatientSummary].of(
+        [summary for _, summary in found], limit, WORKLIST_CURSOR, lambda summary: _position(sort, keys[summary.id])
+    )
 
 
 @router.get("/{patient_id}", response_model=PatientOut)

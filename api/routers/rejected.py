@@ -6,16 +6,15 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from pydantic import AwareDatetime
 
 from api.deps import ActorDep, SessionDep
-from api.pagination import Cursor, CursorParam, LimitParam, Page
+from api.pagination import Cursor, CursorParam, LimitParam, Moment, Page
 from rpm.observations.readings import Reason
 from rpm.rejections import service
 from rpm.rejections.schemas import RejectedOut, ReprocessIn, ReprocessOut
 
 router = APIRouter(prefix="/api/v1/rejected", tags=["rejected readings"])
-RejectedPosition = tuple[AwareDatetime, uuid.UUID]  # received, id
+RejectedPosition = tuple[Moment, uuid.UUID]  # received, id
 REJECTED_CURSOR: Cursor[RejectedPosition] = Cursor("rejected", RejectedPosition)
 
 
@@ -26,8 +25,8 @@ async def list_rejected(
     gateway: str | None = None,
     serial: Annotated[str | None, Query(description="the device's serial")] = None,
     reason: Reason | None = None,
-    received_from: Annotated[AwareDatetime | None, Query(alias="from")] = None,
-    received_to: Annotated[AwareDatetime | None, Query(alias="to")] = None,
+    received_from: Annotated[Moment | None, Query(alias="from")] = None,
+    received_to: Annotated[Moment | None, Query(alias="to")] = None,
     include_reprocessed: bool = False,
     cursor: CursorParam = None,
     limit: LimitParam = 50,

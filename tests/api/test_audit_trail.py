@@ -557,3 +557,12 @@ async def test_every_read_and_change_of_patient_data_is_audited(client, session,
     assert (action, resource_type, patient) in found, found
     for record in await records_of(session, request_id):
         assert (record.actor_sub, record.actor_hpr, record.actor_org) == ("auditee", "3141592", world.org)
+
+
+@pytest.mark.parametrize("accept", ["text/csv;q=0", "application/json, text/csv;q=0.0", "text/html"])
+async def test_accept_that_refuses_csv_gets_json(client, tokens, session, accept):
+    org = await new_organisation(session)
+    admin = tokens(org, "admin")
+    patient = await enrol(client, admin, org)
+    response = await client.get(f"/api/v1/patients/{patient['id']}/audit", headers={**admin, "Accept": accept})
+    assert response.status_code == 200 and response.headers["content-type"].startswith("application/json")

@@ -323,3 +323,22 @@ async def test_a_serial_with_a_slash_is_read_and_assigned_by_its_path(client, to
     assert r.status_code == 200, r.text
     assert r.json()["serial"] == serial
     assert [a["patient"] for a in r.json()["assignments"]] == [patient["id"]]
+
+
+async def test_device_reads_and_searches_audit_the_patients_they_reveal(client, tokens, session):
+    """The FHIR Device read shows only the patient the device serves now, so only that patient
+    is recorded; a device list filtered by a patient reveals that patient's devices, so that
+    patient is recorded even when none of the devices serves them any more."""
+    w = await world(client, tokens, session)
+    nurse = tokens(w.org_a)
+    request_id = unique("req")
+    r = await client.get(f"/fhir/Device/{w.ids['a5']}", headers={**nurse, "X-Request-ID": request_id})
+    assert r.json()["patient"]["reference"] == f"Patient/{w.shared}"  # a5 served P_a before
+    assert await audit_rows(session, request_id) == [("read", "Device", w.ids["a5"], uuid.UUID(w.shared))]
+
+    request_id = unique("req")
+    r = await client.get(
+        "/api/v1/devices", headers={**nurse, "X-Request-ID": request_id}, params={"patient": w.only_a, "type": "spo2"}
+    )
+    assert r.status_code == 200, r.text
+    assert ("search", "Device", None, uuid.UUID(w.only_a)) in await audit_rows(session, request_id)

@@ -137,6 +137,67 @@ async def test_a_device_registered_by_another_organisation_takes_its_rejections_
     assert sorted(r["reading_id"] for r in await rejected(client, tokens(org_b, "admin"))) == ["nobodys", "theirs"]
 
 
+async def test_a_whole_message_naming_another_organisations_device_is_only_an_operators(client, tokens, session):
+    """A message kept whole (here: not JSON, so no reading could be split off) carries every
+    reading's raw bytes. It is the gateway's organisation's only while every serial it names is
+    unregistered or that organisation's own; one naming B's device stays with the operator."""
+    org_a, org_b = await new_organisation(session), await new_organisation(session)
+    hub = await register_gateway(client, tokens(org_a, "admin"))
+    theirs = await register(client, tokens(org_b, "admin"), type="body-weight")
+    ours = await register(client, tokens(org_a, "admin"), type="body-weight")
+    unknown = unique("NOSUCH")
+
+    def broken(*serials: str) -> bytes:  # a message cut off: bad_json
+        readings = [reading(s, TAKEN, value=70.1) for s in serials]
+        return json.dumps({"readings": readings}).encode()[:-3]
+
+    for payload in (broken(ours["serial"], unknown), broken(unknown, theirs["serial"])):
+        [outcome] = await ingest(session, message_of_bytes(payload, hub))
+        assert [r["reason"] for r in outcome.results] == ["bad_json"]
+    [seen] = await rejected(client, tokens(org_a, "admin"))
+    assert theirs["serial"] not in seen["payload"] and ours["serial"] in seen["payload"]
+    assert await rejected(client, tokens(org_b, "admin")) == []
+    # Registering the unknown serial to A changes nothing: B's device is still in the other one.
+    await register(client, tokens(org_a, "admin"), serial=unknown)
+    assert [r["id"] for r in await rejected(client, tokens(org_a, "admin"))] == [seen["id"]]
+
+
+def message_of_bytes(payload: bytes, gateway: str) -> Any:
+    from rpm.observations.service import IncomingMessage
+
+    return IncomingMessage(f"rpm/v1/gateways/{gateway}/measurements", payload, datetime.now(UTC))
+
+
+def test_the_serials_a_payload_names_are_read_from_its_bytes():
+    from rpm.observations.service import mentioned_serials
+
+    assert mentioned_serials(b'{"readings":[{"device":{"serial":"A-1"}},{"device": {"serial" : "B\\"2"}}') == [
+        "A-1",
+        'B"2',
+    ]
+    assert mentioned_serials(b'{"device":{"serial":"A-1"},"x":{"serial":"A-1"}}') == ["A-1"]
+    assert mentioned_serials(b'\xff "serial":"X\x00Y" "serial":"\\u00e6"') == ["X\ufffdY", "\u00e6"]
+    assert mentioned_serials(b"not json at all") == []
+
+
+async def test_listing_rejections_of_a_known_patients_device_is_audited(client, tokens, session):
+    """A reading refused as implausible from an assigned device is still a measurement of that
+    patient: listing it is recorded as a search of the patient's data."""
+    org = await new_organisation(session)
+    admin = tokens(org, "admin")
+    patient = await enrol(client, admin, org)
+    device = await register(client, admin, type="body-weight")
+    await assign(client, admin, device["serial"], patient["id"])
+    assert await reject(session, "gw-1", reading(device["serial"], TAKEN, value=900)) == ["implausible_value"]
+    request_id = unique("req")
+    r = await client.get("/api/v1/rejected", headers={**tokens(org, "nurse"), "X-Request-ID": request_id})
+    assert [row["reason"] for row in r.json()["items"]] == ["implausible_value"]
+    records = await session.scalars(select(AuditRecord).where(AuditRecord.request_id == request_id))
+    assert [(a.action, a.resource_type, str(a.patient_id)) for a in records] == [
+        ("search", "RejectedReading", patient["id"])
+    ]
+
+
 # -- (c) nobody's: only an operator sees it ---------------------------------------------------
 
 

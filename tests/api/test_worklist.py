@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from rpm.alerts.models import Alert, AlertStatus
 from rpm.audit.models import AuditRecord
+from rpm.observations import repository as observations
 from rpm.patients.models import Patient
 from tests.api.helpers import (
     assert_error,
@@ -562,6 +563,26 @@ async def test_pages_have_no_gaps_or_repeats_under_every_sort(client, tokens: To
             assert len(set(paged)) == len(paged)
         # A filter and pages together.
         assert await walk(client, nurse, 2, sort=sort, condition="copd") == whole
+
+
+async def test_a_reading_arriving_while_a_page_is_read_moves_no_patient_across_pages(
+    client, tokens: Tokens, session, monkeypatch
+):
+    """The page's order and its cursor come from one statement; the summaries are read a moment
+    later. A reading arriving in between (simulated: every patient measured just now) must not
+    move the cursor, or patients would be skipped (oldest first) or repeated (newest first)."""
+    org, _ = await ward(client, tokens, session)
+    nurse = tokens(org, "nurse")
+    whole = {sort: ids(await listed(client, nurse, sort=sort)) for sort in ("last_reading", "-last_reading")}
+    real = observations.last_reading_times
+
+    async def measured_just_now(session: AsyncSession, patient_ids: Any) -> dict[Any, dict[str, datetime]]:
+        found = await real(session, patient_ids)
+        return {p: {"body-weight": now()} for p in [*found, *patient_ids]}
+
+    monkeypatch.setattr(observations, "last_reading_times", measured_just_now)
+    for sort, expected in whole.items():
+        assert await walk(client, nurse, 2, sort=sort) == expected, sort
 
 
 async def test_a_cursor_from_another_sort_or_made_up_is_refused(client, tokens: Tokens, session):

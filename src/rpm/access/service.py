@@ -3,21 +3,16 @@
 from __future__ import annotations
 
 import uuid
-from datetime import date, datetime
-from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from rpm import norway
 from rpm.access import repository
 from rpm.access.staff import Staff
 from rpm.errors import NotFound
 
 # Care-team periods are calendar dates in Norway.
-LOCAL_TIME = ZoneInfo("Europe/Oslo")
-
-
-def today() -> date:
-    return datetime.now(LOCAL_TIME).date()
+today = norway.today
 
 
 async def require_patient(session: AsyncSession, staff: Staff, patient_id: uuid.UUID) -> None:

@@ -317,9 +317,7 @@ class ActiveAlerts(NamedTuple):
     newest: Alert
 
 
-async def active_summaries(
-    session: AsyncSession, patient_ids: Collection[uuid.UUID]
-) -> dict[uuid.UUID, ActiveAlerts]:
+async def active_summaries(session: AsyncSession, patient_ids: Collection[uuid.UUID]) -> dict[uuid.UUID, ActiveAlerts]:
     if not patient_ids:
         return {}
     rows = await session.scalars(

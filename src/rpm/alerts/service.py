@@ -22,7 +22,6 @@ from rpm.audit.service import Actor, record
 from rpm.errors import Conflict, NotFound
 from rpm.rules.evaluation import Breach, fold_breaches
 
-ACTIVE_DEFAULT = ACTIVE
 # How many of an alert's triggering Observations a queue item (and a stream event) lists, and
 # how many its detail view shows: the newest ones.
 ITEM_OBSERVATIONS = 50
@@ -104,7 +103,7 @@ async def queue(
     session: AsyncSession,
     actor: Actor,
     *,
-    statuses: Sequence[str] = ACTIVE_DEFAULT,
+    statuses: Sequence[str] = ACTIVE,
     level: str | None = None,
     patient_id: uuid.UUID | None = None,
     organisation: str | None = None,

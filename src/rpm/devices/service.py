@@ -69,8 +69,9 @@ async def read(session: AsyncSession, actor: Actor, device_id: uuid.UUID) -> tup
     with the patient it is assigned to now, if the caller follows that patient."""
     device, seen = await _visible(session, actor, await repository.by_id(session, device_id))
     current = (await repository.assignments_in_force(session, [device.id], datetime.now(UTC))).get(device.id)
-    await record(session, actor, "read", "Device", str(device.id), sorted(seen))
-    return device, current.patient_id if current is not None and current.patient_id in seen else None
+    shown = current.patient_id if current is not None and current.patient_id in seen else None
+    await record(session, actor, "read", "Device", str(device.id), [shown] if shown else [])
+    return device, shown
 
 
 async def assigned_to(session: AsyncSession, actor: Actor, patient_id: uuid.UUID) -> list[Device]:
@@ -149,6 +150,8 @@ async def list_visible(
             DeviceListItem.model_validate({**DeviceOut.model_validate(device).model_dump(), "assigned_to": assigned_to})
         )
     shown = {i.assigned_to.patient for i in items[:limit] if i.assigned_to and i.assigned_to.patient}
+    if patient_id is not None:  # the list says which devices served this patient
+        shown.add(patient_id)
     await record(session, actor, "search", "Device", None, sorted(shown))
     return items
 

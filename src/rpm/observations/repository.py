@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
@@ -151,7 +151,7 @@ async def search(
     newest_first: bool,
     after: SearchCursor | None,
     limit: int,
-    now: datetime | None = None,
+    now: datetime,
 ) -> list[Observation]:
     """Observations of one patient, or of every patient `patients` selects, in time order.
 
@@ -173,7 +173,7 @@ async def search(
     followed = patients.distinct().subquery("followed")
     windows: Sequence[timedelta | None] = (*_LOOK_BACK, None) if newest_first else (None,)
     # A reading may be taken up to 10 minutes ahead of the clock (mqtt.md).
-    newest = after.effective_at if after is not None else (now or datetime.now(UTC)) + timedelta(hours=1)
+    newest = after.effective_at if after is not None else now + timedelta(hours=1)
     for window in windows:
         bounds = [*dates, DateBound("ge", newest - window)] if window is not None else dates
         each = _search(

@@ -8,12 +8,14 @@ is in that one transaction, so an acknowledgement always means "durably recorded
 from __future__ import annotations
 
 import logging
+import re
 import uuid
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -105,6 +107,27 @@ def _storable(text: str | None) -> str | None:
     return text.replace("\x00", "\ufffd") if text else text
 
 
+# A serial as a payload names it, read from the raw bytes: a message that is not JSON, or too
+# large to parse, still shows which devices' readings it carries.
+_SERIAL = re.compile(rb'"serial"\s*:\s*"((?:[^"\\]|\\.){1,128})"')
+MAX_MENTIONED = 1000
+
+
+def mentioned_serials(payload: bytes) -> list[str]:
+    """The device serials a raw payload names (at most MAX_MENTIONED, each once)."""
+    found: dict[str, None] = {}
+    for match in _SERIAL.finditer(payload):
+        try:  # as JSON reads it, escapes and all
+            serial = str(orjson.loads(b'"' + match.group(1) + b'"'))
+        except orjson.JSONDecodeError:
+            serial = match.group(1).decode("utf-8", errors="replace")
+        serial = serial.replace("\x00", "\ufffd")
+        found[serial] = None
+        if len(found) >= MAX_MENTIONED:
+            break
+    return list(found)
+
+
 def _rejection_row(message: IncomingMessage, gateway: str | None, rejection: Rejection) -> dict[str, Any]:
     return {
         "id": new_id(),
@@ -116,6 +139,9 @@ def _rejection_row(message: IncomingMessage, gateway: str | None, rejection: Rej
         "reason": str(rejection.reason),
         "detail": rejection.detail,
         "payload": rejection.payload,
+        # A whole message kept as one rejection may carry readings of several organisations'
+        # devices: the serials it names decide who may see it (rejections.repository.owned_by).
+        "mentioned_serials": mentioned_serials(rejection.payload) if rejection.device_serial is None else None,
     }
 
 
@@ -389,6 +415,7 @@ async def search_observations(
             newest_first=newest_first,
             after=after,
             limit=limit + 1,
+            now=datetime.now(UTC),
         )
     await record(
         session,

@@ -37,24 +37,13 @@ async def full_many(session: AsyncSession, patient_ids: Sequence[uuid.UUID]) -> 
     return (await session.scalars(select(Patient).where(Patient.id.in_(patient_ids)).options(*_FULL))).all()
 
 
-async def visible_page(
-    session: AsyncSession,
-    orgnr: str,
-    today: date,
-    *,
-    after: uuid.UUID | None,
-    limit: int,
-    status: str | None = None,
-    identifier: str | None = None,
-) -> Sequence[Patient]:
-    statement = select(Patient).where(Patient.id.in_(visible_patient_ids(orgnr, today))).options(*_FULL)
-    if status is not None:
-        statement = statement.where(Patient.status == status)
-    if identifier is not None:
-        statement = statement.where(Patient.identifier == identifier)
-    if after is not None:
-        statement = statement.where(Patient.id > after)
-    return (await session.scalars(statement.order_by(Patient.id).limit(limit))).all()
+async def visible_by_identifier(session: AsyncSession, orgnr: str, today: date, identifier: str) -> Patient | None:
+    """The patient with this national identifier, if the organisation follows them."""
+    return await session.scalar(
+        select(Patient)
+        .where(Patient.identifier == identifier, Patient.id.in_(visible_patient_ids(orgnr, today)))
+        .options(*_FULL)
+    )
 
 
 async def clear_care_team(session: AsyncSession, patient_id: uuid.UUID) -> None:
@@ -65,7 +54,7 @@ async def clear_care_team(session: AsyncSession, patient_id: uuid.UUID) -> None:
 
 # Far ends of time for sort keys that may be missing: keyset pagination compares whole rows,
 # so "no unacknowledged alert" and "never measured" need a place in the order.
-FAR_FUTURE = datetime(9999, 12, 31, tzinfo=UTC)
+FAR_FUTURE = datetime(9000, 1, 1, tzinfo=UTC)  # within rpm.norway.plausible_time, as cursors must be
 FAR_PAST = datetime(1900, 1, 1, tzinfo=UTC)
 
 _VISIBLE = """

@@ -115,12 +115,10 @@ async def read(session: AsyncSession, actor: Actor, patient_id: uuid.UUID) -> Pa
 
 async def find_by_identifier(session: AsyncSession, actor: Actor, system: str | None, value: str) -> list[Patient]:
     """The visible patient with this national identifier (FHIR `Patient?identifier=`)."""
-    found = await repository.visible_page(
-        session, actor.staff.orgnr, access.today(), after=None, limit=2, identifier=value
-    )
-    found = [p for p in found if system is None or p.identifier_system == system]
+    patient = await repository.visible_by_identifier(session, actor.staff.orgnr, access.today(), value)
+    found = [patient] if patient is not None and system in (None, patient.identifier_system) else []
     await record(session, actor, "search", "Patient", None, [p.id for p in found])
-    return list(found)
+    return found
 
 
 async def change(session: AsyncSession, actor: Actor, patient_id: uuid.UUID, patch: PatientPatch) -> PatientOut:
@@ -203,8 +201,10 @@ async def worklist(
     condition: str | None = None,
     priority: Priority | None = None,
     organisation: str | None = None,
-) -> list[PatientSummary]:
-    """The caller's patients, each with their alerts, plan and adherence, in worklist order.
+) -> list[tuple[repository.WorklistKey, PatientSummary]]:
+    """The caller's patients, each with their alerts, plan and adherence, in worklist order,
+    with the key that placed them there (a page's cursor is made of it: the summary is read a
+    moment later and a reading may have arrived in between).
 
     Returns up to `limit` + 1: the last one, when there, only tells the page there is more;
     it is neither shown nor audited."""
@@ -230,24 +230,27 @@ async def worklist(
     for row in await repository.plan_status(session, ids, now, grace):
         plans.setdefault(row.patient_id, []).append(row)
     taken = await repository.plan_readings(session, ids, now)
-    summaries = []
+    summaries: list[tuple[repository.WorklistKey, PatientSummary]] = []
     for key in keys:
         patient = patients[key.id]
         statuses = _plan_statuses(plans.get(key.id, []), taken, patient.created_at, now)
         summary = active.get(key.id)
         times = last.get(key.id, {})
         summaries.append(
-            PatientSummary(
-                **to_out(patient).model_dump(),
-                priority=PRIORITIES[key.priority],
-                worst_alert_level=summary.worst if summary else None,
-                active_alerts=summary.active if summary else 0,
-                unacknowledged_since=key.unacknowledged_since,
-                newest_alert=NewestAlert.model_validate(summary.newest) if summary else None,
-                last_reading=max(times.values(), default=None),
-                last_reading_at=times,
-                plan=statuses,
-                adherence=_total(statuses),
+            (
+                key,
+                PatientSummary(
+                    **to_out(patient).model_dump(),
+                    priority=PRIORITIES[key.priority],
+                    worst_alert_level=summary.worst if summary else None,
+                    active_alerts=summary.active if summary else 0,
+                    unacknowledged_since=key.unacknowledged_since,
+                    newest_alert=NewestAlert.model_validate(summary.newest) if summary else None,
+                    last_reading=max(times.values(), default=None),
+                    last_reading_at=times,
+                    plan=statuses,
+                    adherence=_total(statuses),
+                ),
             )
         )
     await record(session, actor, "search", "Patient", None, ids[:limit])

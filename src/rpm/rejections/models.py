@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Index, LargeBinary, String, Text
+from sqlalchemy import ARRAY, Index, LargeBinary, String, Text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -31,5 +31,7 @@ class RejectedReading(Base):
     # The bytes as they came: the whole message when it could not be split into
     # readings, otherwise this one reading's JSON object.
     payload: Mapped[bytes] = mapped_column(LargeBinary)
+    # For a whole message kept as one rejection: the device serials its payload names.
+    mentioned_serials: Mapped[list[str] | None] = mapped_column(ARRAY(Text))
     reprocessed_at: Mapped[datetime | None]
     reprocess_outcome: Mapped[dict[str, Any] | None] = mapped_column(JSONB)

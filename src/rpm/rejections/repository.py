@@ -7,8 +7,9 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Literal
 
-from sqlalchemy import func, insert, select, tuple_
+from sqlalchemy import any_, case, exists, func, insert, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from rpm.devices.models import Device
 from rpm.gateways.models import Gateway
@@ -16,7 +17,7 @@ from rpm.rejections.models import RejectedReading
 
 
 async def add_all(session: AsyncSession, rows: Sequence[dict[str, object]]) -> None:
-    # 11 columns a row stays well under PostgreSQL's 32,767 bind parameters at 1,000 rows.
+    # 12 columns a row stays well under PostgreSQL's 32,767 bind parameters at 1,000 rows.
     for start in range(0, len(rows), 1000):
         await session.execute(insert(RejectedReading), list(rows[start : start + 1000]))
 
@@ -46,9 +47,17 @@ async def owned_by(
 ) -> list[RejectedReading]:
     """Rejections that belong to the organisation, newest first. A rejection belongs to the
     organisation that registered its device, else to the one that registered its gateway, else
-    to none (`organisation_id=None`: what only an operator sees; "anyone": all of them).
+    to none (`organisation_id=None`: what only an operator sees; "anyone": all of them). A whole
+    message kept as one rejection has no device: it is its gateway's organisation's unless it
+    names a device another organisation registered, then an operator's.
     Decided when asked, so a device registered later takes its rejections with it."""
-    owner = func.coalesce(Device.organisation_id, Gateway.organisation_id)
+    # A whole message names the devices of its readings: if one of them was registered by
+    # another organisation, the gateway's organisation does not get to read it either.
+    named = aliased(Device)
+    foreign = exists().where(
+        named.serial == any_(RejectedReading.mentioned_serials), named.organisation_id != Gateway.organisation_id
+    )
+    owner = func.coalesce(Device.organisation_id, case((foreign, None), else_=Gateway.organisation_id))
     statement = (
         select(RejectedReading)
         .outerjoin(Device, Device.serial == RejectedReading.device_serial)

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from rpm.access import service as access
+from rpm.access.repository import visible_among
 from rpm.access.staff import Role
 from rpm.audit.service import Actor, record
 from rpm.devices import repository as devices
@@ -15,6 +18,7 @@ from rpm.observations import repository as observations
 from rpm.observations.service import IncomingMessage, record_messages
 from rpm.organisations.service import caller_organisation
 from rpm.rejections import repository
+from rpm.rejections.models import RejectedReading
 from rpm.rejections.schemas import RejectedOut
 
 
@@ -78,7 +82,24 @@ async def list_for_caller(
         after=after,
         limit=limit + 1,
     )
+    await record(session, actor, "search", "RejectedReading", None, await _patients_of(session, actor, rows[:limit]))
     return [RejectedOut.model_validate(row) for row in rows]
+
+
+async def _patients_of(session: AsyncSession, actor: Actor, rows: Sequence[RejectedReading]) -> list[uuid.UUID]:
+    """The patients the caller follows whose devices' readings these are: a reading refused as
+    implausible, say, from an assigned device, is still a measurement of that patient."""
+    serials = {r.device_serial for r in rows if r.device_serial}
+    if not serials:
+        return []
+    known = await devices.with_assignments(session, serials)
+    patients = {
+        patient
+        for r in rows
+        if r.device_serial in known
+        and (patient := devices.patient_at(known[r.device_serial][1], r.received_at)) is not None
+    }
+    return sorted(await visible_among(session, actor.staff.orgnr, patients, access.today()))
 
 
 async def reprocess_for_caller(session: AsyncSession, actor: Actor, serial: str) -> dict[str, int]:

@@ -19,7 +19,7 @@ def measured_codes(value: dict[str, Any]) -> dict[str, Any]:
 
 
 class BandIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     low: float | None = None
     high: float | None = None
@@ -48,7 +48,7 @@ class QuantityBandsIn(BaseModel):
 
 
 class WeightGainIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     yellow: float | None = Field(default=None, gt=0)
     red: float | None = Field(default=None, gt=0)

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from datetime import datetime, time, timedelta
 from typing import Literal
-from zoneinfo import ZoneInfo
 
-OSLO = ZoneInfo("Europe/Oslo")
+from rpm.norway import OSLO
+
 Bucket = Literal["raw", "1h", "1d", "1w"]
 # PostgreSQL's date_trunc field for each bucket.
 TRUNCATE: dict[str, str] = {"1h": "hour", "1d": "day", "1w": "week"}

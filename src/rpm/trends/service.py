@@ -155,8 +155,11 @@ async def trend(
         raise InvalidInput("too_many_buckets", f"the period has more than {MAX_POINTS} buckets; choose a larger bucket")
     stored_code, quantities = TREND_CODES[code]
     if bucket == "raw":
-        points = await repository.raw_points(session, patient_id, stored_code, start, end, MAX_POINTS * 2 + 1)
-        if len(points) > MAX_POINTS * len(TREND_CODES[stored_code][1]):
+        # A panel gives a point per component: MAX_POINTS readings of a blood pressure are twice
+        # as many points.
+        most = MAX_POINTS * len(TREND_CODES[stored_code][1])
+        points = await repository.raw_points(session, patient_id, stored_code, start, end, most + 1)
+        if len(points) > most:
             raise InvalidInput(
                 "too_many_points", f"more than {MAX_POINTS} readings in the period; choose a bucket such as 1d"
             )

@@ -20,6 +20,8 @@ from api import errors
 from api.fhir.router import router as fhir_router
 from api.routers import alerts, audit, course, devices, gateways, patients, rejected, thresholds
 from api.stream import EventHub
+from api.web import router as web
+from api.web.oidc import OidcClient
 from rpm.access.tokens import TokenVerifier
 from rpm.config import Settings
 from rpm.db import create_engine, database_url, require_migrated, session_factory
@@ -63,6 +65,7 @@ def create_app(settings: Settings, *, engine: AsyncEngine | None = None) -> Fast
             await hub.start()
             async with httpx.AsyncClient() as http:
                 app.state.verifier = TokenVerifier(settings, http)
+                app.state.oidc = OidcClient(settings, http)
                 yield
         finally:
             if hub is not None:
@@ -100,6 +103,7 @@ def create_app(settings: Settings, *, engine: AsyncEngine | None = None) -> Fast
     app.include_router(rejected.router)
     app.include_router(audit.router)
     app.include_router(fhir_router)
+    web.install(app)
 
     @app.get("/healthz", tags=["operations"], response_model=Health)
     async def healthz() -> Health:

@@ -7,7 +7,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -42,7 +42,19 @@ def operation_outcome(status: int, code: str, detail: str) -> dict[str, Any]:
     }
 
 
-def render(request: Request, status: int, code: str, detail: str) -> JSONResponse:
+# Everything else is the staff page, which answers in HTML.
+NOT_PAGES = ("/api/", "/fhir", "/healthz", "/readyz", "/metrics", "/docs", "/redoc", "/openapi.json", "/static/")
+
+
+def is_page(request: Request) -> bool:
+    return not request.url.path.startswith(NOT_PAGES)
+
+
+def render(request: Request, status: int, code: str, detail: str) -> Response:
+    if is_page(request):
+        from api.web.errors import render_page  # the page's templates load only where pages are asked for
+
+        return render_page(request, status, code, detail)
     headers = {"WWW-Authenticate": 'Bearer error="invalid_token"'} if status == 401 else None
     if request.url.path.startswith("/fhir"):
         return JSONResponse(operation_outcome(status, code, detail), status, headers=headers, media_type=FHIR_JSON)
@@ -56,23 +68,23 @@ def _field(location: tuple[Any, ...]) -> str:
 
 def install(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
-    async def domain_error(request: Request, error: DomainError) -> JSONResponse:
+    async def domain_error(request: Request, error: DomainError) -> Response:
         if isinstance(error, NotAuthenticated):
             return render(request, 401, error.code, error.detail)
         return render(request, error.status, error.code, error.detail)
 
     @app.exception_handler(RequestValidationError)
-    async def validation_error(request: Request, error: RequestValidationError) -> JSONResponse:
+    async def validation_error(request: Request, error: RequestValidationError) -> Response:
         problems = "; ".join(f"{_field(e['loc'])}: {e['msg']}" for e in error.errors())
         return render(request, 422, "invalid_request", problems)
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
+    async def http_error(request: Request, error: StarletteHTTPException) -> Response:
         code = {404: "not_found", 405: "method_not_allowed"}.get(error.status_code, "http_error")
         return render(request, error.status_code, code, str(error.detail))
 
     @app.exception_handler(DBAPIError)
-    async def database_error(request: Request, error: DBAPIError) -> JSONResponse:
+    async def database_error(request: Request, error: DBAPIError) -> Response:
         # A value the database cannot hold (SQLSTATE class 22: out of range, bad encoding) is the
         # request's fault; the checks at the edge should have caught it, this says so anyway.
         if str(getattr(error.orig, "sqlstate", "") or "").startswith("22"):
@@ -81,6 +93,6 @@ def install(app: FastAPI) -> None:
         return await unexpected(request, error)
 
     @app.exception_handler(Exception)
-    async def unexpected(request: Request, error: Exception) -> JSONResponse:
+    async def unexpected(request: Request, error: Exception) -> Response:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return render(request, 500, "internal_error", "an unexpected error occurred; it has been logged")

@@ -75,6 +75,21 @@ class Settings(BaseSettings):
     claim_orgnr_parent: str = "helseid://claims/client/claims/orgnr_parent"
     claim_orgnr_child: str = "helseid://claims/client/claims/orgnr_child"
     claim_roles: str = "rpm_roles"
+    # The staff web page signs in with the authorisation code flow and PKCE; the endpoints come
+    # from the issuer's discovery document unless given.
+    oidc_client_id: str | None = None
+    oidc_client_secret: str | None = None
+    oidc_authorization_url: str | None = None
+    oidc_token_url: str | None = None
+    oidc_scopes: str = "openid profile"
+    # The address staff reach the service at, for the sign-in's return (default: as requested).
+    public_url: str | None = None
+
+    # Web page sessions: a working day from sign-in, ended sooner when idle.
+    web_session_hours: Annotated[float, Field(gt=0, le=24)] = 12.0
+    web_idle_minutes: Annotated[float, Field(gt=0, le=24 * 60)] = 60.0
+    # The session cookie is Secure in production always, elsewhere when the request came over HTTPS.
+    web_cookie_secure: bool | None = None
 
     @field_validator("database_url")
     @classmethod

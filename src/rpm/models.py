@@ -4,12 +4,13 @@ from rpm.alerts.models import Alert, AlertEvent, AlertObservation
 from rpm.audit.models import AuditRecord
 from rpm.db import Base
 from rpm.devices.models import Device, DeviceAssignment
-from rpm.gateways.models import GatewayStatus
+from rpm.gateways.models import Gateway, GatewayStatus
 from rpm.observations.models import Observation
 from rpm.organisations.models import Organisation
 from rpm.patients.models import CareTeamMember, MeasurementPlanItem, Patient
 from rpm.rejections.models import RejectedReading
 from rpm.rules.models import ThresholdOverride
+from rpm.sessions.models import WebSession, WebSignIn
 
 __all__ = [
     "Alert",
@@ -20,6 +21,7 @@ __all__ = [
     "CareTeamMember",
     "Device",
     "DeviceAssignment",
+    "Gateway",
     "GatewayStatus",
     "MeasurementPlanItem",
     "Observation",
@@ -27,4 +29,6 @@ __all__ = [
     "Patient",
     "RejectedReading",
     "ThresholdOverride",
+    "WebSession",
+    "WebSignIn",
 ]

@@ -70,8 +70,8 @@ def app_routes() -> Iterator[RouteInfo]:
     for route in iter_route_contexts(create_app(SCHEMA_SETTINGS).routes):
         # As OpenAPI names it: a converter (`{serial:path}`) is not part of the name.
         path = re.sub(r"\{(\w+):\w+\}", r"{\1}", route.path or "")
-        if path.startswith(UNDOCUMENTED):
-            continue
+        if path.startswith(UNDOCUMENTED) or not getattr(route, "include_in_schema", True):
+            continue  # the staff page's routes answer HTML, not an API payload
         for method in sorted(route.methods or ()):
             yield RouteInfo(method, path, route.status_code or 200, route.response_model)
 

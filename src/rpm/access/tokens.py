@@ -104,7 +104,8 @@ class TokenVerifier:
             if "kid" in jwk:
                 self._keys[jwk["kid"]] = (self.settings.oidc_issuer or "", PyJWK(jwk))
 
-    async def verify(self, token: str) -> dict[str, Any]:
+    async def verify(self, token: str, *, audience: str | None = None) -> dict[str, Any]:
+        """The token's claims; `audience` other than the API's is for an ID token (the client's)."""
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as error:
@@ -120,7 +121,7 @@ class TokenVerifier:
                 token,
                 key=key,
                 algorithms=ALGORITHMS,
-                audience=self.settings.oidc_audience,
+                audience=audience or self.settings.oidc_audience,
                 issuer=issuer,
                 options={"require": ["exp", "iss", "aud", "sub"]},
             )

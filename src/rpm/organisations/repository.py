@@ -17,3 +17,7 @@ async def by_orgnr(session: AsyncSession, orgnr: str) -> Organisation | None:
 async def by_orgnrs(session: AsyncSession, orgnrs: Iterable[str]) -> dict[str, Organisation]:
     rows = await session.scalars(select(Organisation).where(Organisation.orgnr.in_(set(orgnrs))))
     return {o.orgnr: o for o in rows}
+
+
+async def all_of(session: AsyncSession) -> list[Organisation]:
+    return list(await session.scalars(select(Organisation).order_by(Organisation.name)))

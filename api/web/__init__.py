@@ -1,0 +1,1 @@
+"""The staff web page: server-rendered templates with htmx, on the same services as the API."""

@@ -1,0 +1,61 @@
+"""The page's dependencies: the signed-in session from its cookie, the actor, the CSRF check."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from api.deps import SessionDep, SettingsDep
+from rpm.audit.service import Actor
+from rpm.errors import Forbidden, NotAuthenticated
+from rpm.sessions import service as sessions
+from rpm.sessions.service import Signed
+
+SESSION_COOKIE = "rpm_session"
+SIGN_IN_COOKIE = "rpm_sign_in"
+UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+class SignInRequired(NotAuthenticated):
+    """No live session: a page answers with the way to sign in (api.errors)."""
+
+
+async def current_session(request: Request, session: SessionDep, settings: SettingsDep) -> Signed:
+    token = request.cookies.get(SESSION_COOKIE)
+    signed = None
+    if token:
+        signed = await sessions.resume(session, token, now=datetime.now(UTC), idle_minutes=settings.web_idle_minutes)
+    if signed is None:
+        raise SignInRequired("sign_in_required", "sign in to use the staff page")
+    request.state.signed = signed
+    return signed
+
+
+SignedIn = Annotated[Signed, Depends(current_session)]
+
+
+async def check_csrf(request: Request, signed: SignedIn) -> Signed:
+    """Every change carries the session's CSRF token: htmx in the X-CSRF-Token header, a plain
+    form in its `csrf_token` field. A page of another site can make the browser send the
+    cookie, but it cannot read the token."""
+    if request.method in UNSAFE:
+        sent = request.headers.get("x-csrf-token")
+        if sent is None and request.headers.get("content-type", "").startswith(
+            ("application/x-www-form-urlencoded", "multipart/form-data")
+        ):
+            field = (await request.form()).get("csrf_token")
+            sent = field if isinstance(field, str) else None
+        if not sent or not secrets.compare_digest(sent, signed.csrf_token):
+            raise Forbidden("csrf_token_invalid", "the page's form has expired; reload it and try again")
+    return signed
+
+
+def web_actor(request: Request, signed: Annotated[Signed, Depends(check_csrf)]) -> Actor:
+    return Actor(staff=signed.staff, request_id=request.state.request_id)
+
+
+# Every page route takes the actor: signed in, and for a change, with the CSRF token.
+WebActor = Annotated[Actor, Depends(web_actor)]

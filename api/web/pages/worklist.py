@@ -1,0 +1,127 @@
+"""The start page: the nurse's worklist, kept current by the alert stream."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import HTMLResponse, StreamingResponse
+
+from api.deps import SessionDep, SettingsDep
+from api.web import present
+from api.web.deps import SignedIn, WebActor
+from api.web.render import page
+from rpm.access import service as access
+from rpm.organisations import repository as organisations
+from rpm.patients import service as patients
+from rpm.patients.schemas import Condition
+
+router = APIRouter(tags=["staff page"], include_in_schema=False)
+CONDITIONS = ("copd", "heart-failure", "diabetes", "hypertension")
+# One screen: a nurse follows about 80 patients, a big service a few hundred.
+ROWS = 500
+VISIBILITY_TTL = 60.0  # seconds the stream trusts "may this caller see that patient?"
+
+
+async def _rows(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    actor: WebActor,
+    condition: str | None,
+    organisation: str | None,
+) -> dict[str, Any]:
+    found = await patients.worklist(
+        session,
+        actor,
+        now=datetime.now(UTC),
+        grace=timedelta(hours=settings.missing_grace_hours),
+        limit=ROWS,
+        condition=condition,
+        organisation=organisation,
+        status="active",
+    )
+    summaries = [summary for _, summary in found]
+    return {
+        "patients": summaries[:ROWS],
+        "more": len(summaries) > ROWS,
+        "present": present,
+        "condition": condition or "",
+        "organisation": organisation or "",
+    }
+
+
+@router.get("/", response_class=HTMLResponse)
+async def worklist(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    actor: WebActor,
+    condition: Annotated[Condition | None, Query()] = None,
+    organisation: Annotated[str | None, Query(pattern=r"^([0-9]{9})?$")] = None,
+) -> HTMLResponse:
+    """The caller's patients by priority: red, yellow, missing measurement, then the rest."""
+    context = await _rows(request, session, settings, actor, condition, organisation or None)
+    return page(
+        request,
+        "worklist.html",
+        active="worklist",
+        conditions=CONDITIONS,
+        organisations=await organisations.all_of(session),
+        **context,
+    )
+
+
+@router.get("/worklist/rows", response_class=HTMLResponse)
+async def worklist_rows(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    actor: WebActor,
+    condition: Annotated[Condition | None, Query()] = None,
+    organisation: Annotated[str | None, Query(pattern=r"^([0-9]{9})?$")] = None,
+) -> HTMLResponse:
+    """The rows alone: what the page fetches when the alert stream says something changed."""
+    context = await _rows(request, session, settings, actor, condition, organisation or None)
+    return page(request, "_worklist_rows.html", **context)
+
+
+@router.get("/events")
+async def events(request: Request, signed: SignedIn, settings: SettingsDep) -> StreamingResponse:
+    """A nudge for each alert event of the caller's patients (no patient data: the page fetches
+    its rows, which are audited). The browser reconnects by itself; the page then catches up."""
+    hub = request.app.state.hub
+    subscriber = hub.subscribe()
+    sessions = request.app.state.sessions
+    visible: dict[uuid.UUID, tuple[bool, float]] = {}
+
+    async def may_see(patient_id: uuid.UUID) -> bool:
+        known = visible.get(patient_id)
+        if known is None or time.monotonic() - known[1] > VISIBILITY_TTL:
+            async with sessions() as session:
+                known = (await access.may_see_patient(session, signed.staff, patient_id), time.monotonic())
+            visible[patient_id] = known
+        return known[0]
+
+    async def stream() -> AsyncIterator[bytes]:
+        try:
+            yield b"retry: 2000\n: connected\n\n"
+            while not subscriber.overflowed:
+                try:
+                    event = await asyncio.wait_for(subscriber.queue.get(), settings.sse_heartbeat_seconds)
+                except TimeoutError:
+                    yield b": keep-alive\n\n"
+                    continue
+                if await may_see(event.patient_id):
+                    yield f"id: {event.id}\nevent: alert\ndata: {event.kind}\n\n".encode()
+        finally:
+            hub.unsubscribe(subscriber)
+
+    return StreamingResponse(
+        stream(), media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    )

@@ -1,0 +1,43 @@
+"""Saying what the service's data means, in the caller's language. Pure."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from rpm.fhir.codes import CODES_BY_LOINC
+
+Text = Callable[[str], str]
+
+
+def rule(key: str, t: Text) -> str:
+    """An alert's rule key in words: "threshold:59408-5:low" is "SpO2 too low"."""
+    kind, _, rest = key.partition(":")
+    if kind == "threshold":
+        code, _, side = rest.partition(":")
+        return f"{t('code.' + code)} {t('rule.' + side)}"
+    if kind == "trend" and rest == "weight-gain":
+        return t("rule.weight_gain")
+    if kind == "missing":
+        return f"{t('rule.missing')}: {t('type.' + rest).lower()}"
+    return key
+
+
+def threshold(crossed: dict[str, Any] | None, unit: str | None, t: Text, num: Callable[..., str]) -> str:
+    """The edge crossed: "< 92 %" or "> 2 kg in 72 h"."""
+    if not crossed:
+        return ""
+    if "low" in crossed:
+        return f"< {num(crossed['low'])} {unit or ''}".strip()
+    if "high" in crossed:
+        return f"> {num(crossed['high'])} {unit or ''}".strip()
+    if "gain" in crossed:
+        return f"> {num(crossed['gain'])} kg / {crossed.get('window_hours', 72)} h"
+    if "every_hours" in crossed:
+        return f"{crossed['every_hours']} h"
+    return ""
+
+
+def unit_of(code: str) -> str:
+    quantity = CODES_BY_LOINC.get(code)
+    return quantity.unit if quantity else ""

@@ -8,6 +8,13 @@ from typing import Any
 from rpm.fhir.codes import CODES_BY_LOINC
 
 Text = Callable[[str], str]
+# UCUM codes as people read them; the others ("%", "kg", "/min", "mmol/L") read as they are.
+UNITS = {"mm[Hg]": "mmHg", "Cel": "°C"}
+
+
+def readable_unit(ucum: str | None) -> str:
+    """A unit as people read it: "mm[Hg]" is "mmHg", "Cel" is "°C"."""
+    return UNITS.get(ucum or "", ucum or "")
 
 
 def rule(key: str, t: Text) -> str:
@@ -27,10 +34,11 @@ def threshold(crossed: dict[str, Any] | None, unit: str | None, t: Text, num: Ca
     """The edge crossed: "< 92 %" or "> 2 kg in 72 h"."""
     if not crossed:
         return ""
+    shown = readable_unit(unit)
     if "low" in crossed:
-        return f"< {num(crossed['low'])} {unit or ''}".strip()
+        return f"< {num(crossed['low'])} {shown}".strip()
     if "high" in crossed:
-        return f"> {num(crossed['high'])} {unit or ''}".strip()
+        return f"> {num(crossed['high'])} {shown}".strip()
     if "gain" in crossed:
         return f"> {num(crossed['gain'])} kg / {crossed.get('window_hours', 72)} h"
     if "every_hours" in crossed:

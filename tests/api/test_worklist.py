@@ -574,13 +574,13 @@ async def test_a_reading_arriving_while_a_page_is_read_moves_no_patient_across_p
     org, _ = await ward(client, tokens, session)
     nurse = tokens(org, "nurse")
     whole = {sort: ids(await listed(client, nurse, sort=sort)) for sort in ("last_reading", "-last_reading")}
-    real = observations.last_reading_times
+    real = observations.newest_reading_times
 
-    async def measured_just_now(session: AsyncSession, patient_ids: Any) -> dict[Any, dict[str, datetime]]:
+    async def measured_just_now(session: AsyncSession, patient_ids: Any) -> dict[Any, datetime]:
         found = await real(session, patient_ids)
-        return {p: {"body-weight": now()} for p in [*found, *patient_ids]}
+        return {p: now() for p in [*found, *patient_ids]}
 
-    monkeypatch.setattr(observations, "last_reading_times", measured_just_now)
+    monkeypatch.setattr(observations, "newest_reading_times", measured_just_now)
     for sort, expected in whole.items():
         assert await walk(client, nurse, 2, sort=sort) == expected, sort
 

@@ -26,8 +26,11 @@ router = APIRouter(tags=["staff page"], include_in_schema=False)
 
 
 def _local(path: str | None) -> str:
-    """A return address on this site only: never somewhere else after signing in."""
-    return path if path and path.startswith("/") and not path.startswith("//") and "\\" not in path else "/"
+    """A return address on this site only: never somewhere else after signing in, and never the
+    sign-in itself (a failed return from the issuer, retried after the next sign-in, fails again)."""
+    if not path or not path.startswith("/") or path.startswith("//") or "\\" in path:
+        return "/"
+    return "/" if path.startswith(("/login", "/auth/", "/logout")) else path
 
 
 def _secure(request: Request, settings: Settings) -> bool:
@@ -68,7 +71,7 @@ async def _signed_in(
 
 @router.get("/login", response_class=HTMLResponse)
 async def sign_in_page(
-    request: Request, session: SessionDep, settings: SettingsDep, next: str | None = None
+    request: Request, session: SessionDep, settings: SettingsDep, next: str | None = None, failed: bool = False
 ) -> HTMLResponse:
     """The sign-in page: the issuer's button, and in development the identity form."""
     known = await organisations.all_of(session) if _dev_sign_in_allowed(settings) else []
@@ -80,6 +83,7 @@ async def sign_in_page(
         development=_dev_sign_in_allowed(settings),
         organisations=known,
         roles=[r.value for r in Role],
+        failed=failed,
     )
 
 

@@ -7,7 +7,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, StreamingResponse
@@ -62,11 +62,12 @@ async def worklist(
     session: SessionDep,
     settings: SettingsDep,
     actor: WebActor,
-    condition: Annotated[Condition | None, Query()] = None,
+    condition: Annotated[Condition | Literal[""] | None, Query()] = None,
     organisation: Annotated[str | None, Query(pattern=r"^([0-9]{9})?$")] = None,
 ) -> HTMLResponse:
     """The caller's patients by priority: red, yellow, missing measurement, then the rest."""
-    context = await _rows(request, session, settings, actor, condition, organisation or None)
+    # The filter form's "all" and the live rows' URL send an empty value: no filter.
+    context = await _rows(request, session, settings, actor, condition or None, organisation or None)
     return page(
         request,
         "worklist.html",
@@ -83,11 +84,11 @@ async def worklist_rows(
     session: SessionDep,
     settings: SettingsDep,
     actor: WebActor,
-    condition: Annotated[Condition | None, Query()] = None,
+    condition: Annotated[Condition | Literal[""] | None, Query()] = None,
     organisation: Annotated[str | None, Query(pattern=r"^([0-9]{9})?$")] = None,
 ) -> HTMLResponse:
     """The rows alone: what the page fetches when the alert stream says something changed."""
-    context = await _rows(request, session, settings, actor, condition, organisation or None)
+    context = await _rows(request, session, settings, actor, condition or None, organisation or None)
     return page(request, "_worklist_rows.html", **context)
 
 

@@ -10,18 +10,14 @@
     live.textContent = online ? live.dataset.online : live.dataset.offline;
   }
 
-  var wasLost = false;
   document.addEventListener("htmx:sseError", function () {
-    wasLost = true;
     setLive(false);
   });
   document.addEventListener("htmx:sseOpen", function () {
     setLive(true);
-    if (wasLost) {
-      // Whatever changed while the connection was down: fetch the rows once now.
-      wasLost = false;
-      var rows = document.getElementById("rows");
-      if (rows && window.htmx) window.htmx.trigger(rows, "catch-up");
-    }
+    // Whatever changed while the connection was down, or, at the first opening, between
+    // rendering the rows and opening the stream: fetch the rows once now.
+    var refresh = document.getElementById("rows-refresh");
+    if (refresh && window.htmx) window.htmx.trigger(refresh, "catch-up");
   });
 })();

@@ -224,6 +224,8 @@ OVERDUE = """
         and o.effective_at >= cast(:now as timestamptz) - make_interval(hours => m.every_hours) - :grace
     )
 """
+# The same condition where the newest reading's time `last.at` is known already (null if none).
+OVERDUE_SINCE_LAST = "greatest(last.at, p.created_at) + make_interval(hours => m.every_hours) + :grace < :now"
 
 _OPEN_MISSING = text(
     f"""
@@ -344,3 +346,36 @@ async def active_of(session: AsyncSession, patient_id: uuid.UUID) -> list[Alert]
         .order_by(_LEVEL_RANK, Alert.opened_at, Alert.id)
     )
     return list(rows)
+
+
+# The events that changed an alert's story, oldest first: every event but the `changed` ones
+# where neither level nor status moved (another breaching reading landing on the alert; the
+# evidence tells those). Read on the (patient_id, id) index, compared with the event before it
+# in the database, so a long-lived alert's hundreds of events never leave it.
+_STORY = text(
+    """
+    select kind, at, level, status, previous_level, previous_status, value, unit,
+           acknowledged_by, resolved_by, note, outcome
+    from (
+        select e.id, e.kind, e.at,
+               e.alert->>'level' as level, e.alert->>'status' as status,
+               lag(e.alert->>'level') over w as previous_level, lag(e.alert->>'status') over w as previous_status,
+               cast(e.alert->>'value' as float8) as value, e.alert->>'unit' as unit,
+               e.alert->>'acknowledged_by' as acknowledged_by, e.alert->>'resolved_by' as resolved_by,
+               e.alert->>'note' as note, e.alert->>'outcome' as outcome
+        from alert_events e
+        where e.patient_id = :patient_id and e.alert_id = :alert_id
+        window w as (order by e.id)
+    ) as s
+    where kind <> 'changed' or level is distinct from previous_level or status is distinct from previous_status
+    order by id
+    """
+)
+
+
+async def story_events(session: AsyncSession, alert: Alert) -> list[Row[Any]]:
+    """The alert's events that opened, raised, acknowledged, escalated or resolved it, oldest
+    first, each with the alert's level and status before and after (rows with `kind`, `at`,
+    `level`, `status`, `previous_level`, `previous_status`, `value`, `unit`, `acknowledged_by`,
+    `resolved_by`, `note`, `outcome`)."""
+    return list(await session.execute(_STORY, {"patient_id": alert.patient_id, "alert_id": alert.id}))

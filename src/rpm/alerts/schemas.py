@@ -52,6 +52,24 @@ class AlertDetail(AlertItem):
     evidence: list[EvidenceItem] = Field(default_factory=list)
 
 
+HistoryKind = Literal["opened", "raised", "acknowledged", "escalated", "resolved"]
+
+
+class HistoryEntry(BaseModel):
+    """One step of an alert's life: who did it (a staff member's sub, "system" for the rules,
+    None for the rules' own steps), when, and the alert's level and value after it."""
+
+    kind: HistoryKind
+    at: datetime
+    level: Literal["yellow", "red"]
+    value: float | None = None
+    unit: str | None = None
+    by: str | None = None
+    by_name: str | None = None
+    note: str | None = None
+    outcome: ResolutionOutcome | None = None
+
+
 class ResolveIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 

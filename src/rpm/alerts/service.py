@@ -17,7 +17,7 @@ from rpm.access import service as access
 from rpm.access.repository import visible_patient_ids
 from rpm.alerts import events, repository
 from rpm.alerts.models import ACTIVE, Alert, AlertStatus, ResolutionOutcome
-from rpm.alerts.schemas import AlertDetail, AlertItem, EvidenceItem
+from rpm.alerts.schemas import AlertDetail, AlertItem, EvidenceItem, HistoryEntry, HistoryKind
 from rpm.audit.service import Actor, record
 from rpm.errors import Conflict, NotFound
 from rpm.rules.evaluation import Breach, fold_breaches
@@ -146,6 +146,82 @@ async def detail(session: AsyncSession, actor: Actor, alert_id: uuid.UUID) -> Al
     ]
     detail.observations = [e.observation for e in detail.evidence]
     return detail
+
+
+_STEP_ORDER: dict[str, int] = {"opened": 0, "raised": 1, "acknowledged": 2, "escalated": 3, "resolved": 4}
+
+
+def _steps_of_events(alert: Alert, rows: Sequence[Row[Any]]) -> list[HistoryEntry]:
+    """The story the stored events tell: `changed` is "raised" where the level went from
+    yellow to red and "acknowledged" where the status became acknowledged."""
+    names = {alert.acknowledged_by: alert.acknowledged_by_name, alert.resolved_by: alert.resolved_by_name}
+    steps: list[HistoryEntry] = []
+    for row in rows:
+        kinds: list[HistoryKind] = []
+        if row.kind in ("opened", "escalated", "resolved"):
+            kinds.append(row.kind)
+        else:
+            if row.previous_level == "yellow" and row.level == "red":
+                kinds.append("raised")
+            if row.status == AlertStatus.acknowledged and row.previous_status != AlertStatus.acknowledged:
+                kinds.append("acknowledged")
+        for kind in kinds:
+            by = row.acknowledged_by if kind == "acknowledged" else row.resolved_by if kind == "resolved" else None
+            step = HistoryEntry(kind=kind, at=row.at, level=row.level, value=row.value, unit=row.unit, by=by)
+            if by is not None:
+                step.by_name = names.get(by)
+            if kind == "resolved":
+                step.note, step.outcome = row.note, row.outcome
+            steps.append(step)
+    return steps
+
+
+def _steps_of_columns(alert: Alert, known: set[str]) -> list[HistoryEntry]:
+    """The steps the alert's own columns record that no stored event tells (alerts loaded in
+    bulk without events): opened, raised (a red alert that reached red after it opened),
+    acknowledged, escalated, resolved. Each happens at most once, and once an "opened" event
+    is stored every later change of level is an event too."""
+    raised = alert.level == "red" and alert.raised_at > alert.opened_at
+    steps: list[dict[str, Any]] = []
+    if "opened" not in known:
+        steps.append({"kind": "opened", "at": alert.opened_at, "level": "yellow" if raised else alert.level})
+    if raised and "raised" not in known:
+        steps.append({"kind": "raised", "at": alert.raised_at, "level": "red"})
+    if alert.acknowledged_at is not None and "acknowledged" not in known:
+        steps.append(
+            {
+                "kind": "acknowledged",
+                "at": alert.acknowledged_at,
+                "by": alert.acknowledged_by,
+                "by_name": alert.acknowledged_by_name,
+            }
+        )
+    if alert.escalated_at is not None and "escalated" not in known:
+        steps.append({"kind": "escalated", "at": alert.escalated_at})
+    if alert.resolved_at is not None and "resolved" not in known:
+        steps.append(
+            {
+                "kind": "resolved",
+                "at": alert.resolved_at,
+                "by": alert.resolved_by,
+                "by_name": alert.resolved_by_name,
+                "note": alert.note,
+                "outcome": alert.outcome,
+            }
+        )
+    # The columns keep only the newest value: a step of its own would claim what was not seen.
+    return [HistoryEntry.model_validate({"level": alert.level, "unit": alert.unit} | step) for step in steps]
+
+
+async def history(session: AsyncSession, actor: Actor, alert_id: uuid.UUID) -> list[HistoryEntry]:
+    """What happened to the alert, oldest first: opened, raised (yellow to red), acknowledged,
+    escalated, resolved, with who and when. The stored alert events tell it; where they are
+    missing (data loaded without events) the alert's own columns fill in the steps they record."""
+    alert = await _visible_alert(session, actor, alert_id)
+    steps = _steps_of_events(alert, await repository.story_events(session, alert))
+    steps += _steps_of_columns(alert, {step.kind for step in steps})
+    await record(session, actor, "read", "AlertHistory", str(alert.id), [alert.patient_id])
+    return sorted(steps, key=lambda step: (step.at, _STEP_ORDER[step.kind]))
 
 
 async def acknowledge(session: AsyncSession, actor: Actor, alert_id: uuid.UUID, now: datetime) -> AlertItem:

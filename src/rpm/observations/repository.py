@@ -13,7 +13,6 @@ from sqlalchemy import Select, select, text, true, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from rpm.fhir.codes import READING_TYPE_OF_CODE
 from rpm.observations.models import Observation
 
 
@@ -195,31 +194,25 @@ async def search(
     return found
 
 
-_LAST_READING_TIMES = text(
+_NEWEST_READING_TIMES = text(
     """
-    select p.id, t.code, last.at
+    select p.id, last.at
     from unnest(cast(:ids as uuid[])) as p(id)
-    cross join unnest(cast(:codes as text[])) as t(code)
     cross join lateral (
-        select o.effective_at as at from observations o where o.patient_id = p.id and o.code = t.code
+        select o.effective_at as at from observations o where o.patient_id = p.id
         order by o.effective_at desc limit 1
     ) as last
     """
 )
 
 
-async def last_reading_times(
-    session: AsyncSession, patient_ids: Sequence[uuid.UUID]
-) -> dict[uuid.UUID, dict[str, datetime]]:
-    """For each patient, the time of the newest reading of each type: one probe of the
-    (patient, code, time) index per type, however many readings there are."""
+async def newest_reading_times(session: AsyncSession, patient_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, datetime]:
+    """For each patient, when their newest reading of any type was taken: one probe of the
+    (patient, time) index each."""
     if not patient_ids:
         return {}
-    rows = await session.execute(_LAST_READING_TIMES, {"ids": list(patient_ids), "codes": list(READING_TYPE_OF_CODE)})
-    found: dict[uuid.UUID, dict[str, datetime]] = {}
-    for patient_id, code, last in rows:
-        found.setdefault(patient_id, {})[READING_TYPE_OF_CODE[code]] = last
-    return found
+    rows = await session.execute(_NEWEST_READING_TIMES, {"ids": list(patient_ids)})
+    return {patient_id: at for patient_id, at in rows}
 
 
 async def patients_of_readings(session: AsyncSession, readings: Collection[tuple[str, str]]) -> list[uuid.UUID]:

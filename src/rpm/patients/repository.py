@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 from rpm.access.repository import visible_patient_ids
-from rpm.alerts.repository import OVERDUE
+from rpm.alerts.repository import OVERDUE, OVERDUE_SINCE_LAST
 from rpm.fhir.codes import READING_TYPE_OF_CODE
 from rpm.patients.models import CareTeamMember, Patient
 
@@ -44,6 +44,48 @@ async def visible_by_identifier(session: AsyncSession, orgnr: str, today: date, 
         .where(Patient.identifier == identifier, Patient.id.in_(visible_patient_ids(orgnr, today)))
         .options(*_FULL)
     )
+
+
+def _like(text: str) -> str:
+    """`text` as a LIKE pattern matching itself anywhere: its wildcards taken literally."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+async def visible_matching(
+    session: AsyncSession, orgnr: str, today: date, query: str, *, limit: int
+) -> Sequence[Patient]:
+    """The organisation's active patients whose identifier is `query` or whose name contains it
+    (any case), by name."""
+    return (
+        await session.scalars(
+            select(Patient)
+            .where(
+                Patient.id.in_(visible_patient_ids(orgnr, today)),
+                Patient.status == "active",
+                (Patient.identifier == query) | Patient.name.ilike(_like(query), escape="\\"),
+            )
+            .order_by(Patient.name, Patient.id)
+            .limit(limit)
+            .options(*_FULL)
+        )
+    ).all()
+
+
+async def visible_many(
+    session: AsyncSession, orgnr: str, today: date, patient_ids: Sequence[uuid.UUID]
+) -> Sequence[Patient]:
+    """Those of `patient_ids` the organisation follows today, by name."""
+    if not patient_ids:
+        return []
+    return (
+        await session.scalars(
+            select(Patient)
+            .where(Patient.id.in_(list(patient_ids)), Patient.id.in_(visible_patient_ids(orgnr, today)))
+            .order_by(Patient.name, Patient.id)
+            .options(*_FULL)
+        )
+    ).all()
 
 
 async def clear_care_team(session: AsyncSession, patient_id: uuid.UUID) -> None:
@@ -202,7 +244,7 @@ class PlanRow(NamedTuple):
 
 _PLAN_STATUS = text(
     f"""
-    select m.patient_id, m.reading_type, m.every_hours, last.at, p.status = 'active' and {OVERDUE}
+    select m.patient_id, m.reading_type, m.every_hours, last.at, p.status = 'active' and {OVERDUE_SINCE_LAST}
     from measurement_plan_items m
     join patients p on p.id = m.patient_id
     join {_READING_TYPES} on t.reading_type = m.reading_type

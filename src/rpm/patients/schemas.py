@@ -161,6 +161,6 @@ class PatientSummary(PatientOut):
     unacknowledged_since: datetime | None  # the oldest unacknowledged alert of the priority's level
     newest_alert: NewestAlert | None
     last_reading: datetime | None  # of any type
-    last_reading_at: dict[str, datetime]  # by reading type
+    last_reading_at: dict[str, datetime]  # by reading type of the measurement plan
     plan: list[PlanStatus]
     adherence: Adherence

@@ -25,7 +25,6 @@ from rpm.patients.plan import plan_adherence, ratio
 from rpm.patients.schemas import (
     Adherence,
     CareTeamEntry,
-    NewestAlert,
     PatientCreate,
     PatientOut,
     PatientPatch,
@@ -121,6 +120,25 @@ async def find_by_identifier(session: AsyncSession, actor: Actor, system: str | 
     return found
 
 
+async def search(session: AsyncSession, actor: Actor, query: str, *, limit: int = 20) -> list[PatientOut]:
+    """The caller's active patients whose identifier is `query` or whose name contains it, by
+    name: choosing a patient by what staff know of them (the staff page's device assignment)."""
+    query = query.strip()
+    if not query or "\x00" in query:
+        return []
+    found = await repository.visible_matching(session, actor.staff.orgnr, access.today(), query[:200], limit=limit)
+    await record(session, actor, "search", "Patient", None, [p.id for p in found])
+    return [to_out(p) for p in found]
+
+
+async def of_ids(session: AsyncSession, actor: Actor, patient_ids: Sequence[uuid.UUID]) -> list[PatientOut]:
+    """Those of the patients the caller follows, by name: the names behind ids another list
+    gave (the devices a page shows, say)."""
+    found = await repository.visible_many(session, actor.staff.orgnr, access.today(), patient_ids)
+    await record(session, actor, "search", "Patient", None, [p.id for p in found])
+    return [to_out(p) for p in found]
+
+
 async def change(session: AsyncSession, actor: Actor, patient_id: uuid.UUID, patch: PatientPatch) -> PatientOut:
     await access.require_patient(session, actor.staff, patient_id)
     actor.staff.require(Role.admin)
@@ -148,6 +166,17 @@ async def change(session: AsyncSession, actor: Actor, patient_id: uuid.UUID, pat
         patient.status, patient.follow_up_ended_at = "active", None
     await record(session, actor, "update", "Patient", str(patient_id), [patient_id])
     return await _reload(session, patient_id)
+
+
+class _With:
+    """A patient with more attributes, for a schema built from attributes in one pass."""
+
+    def __init__(self, patient: Patient, **more: Any) -> None:
+        self._patient = patient
+        self.__dict__.update(more)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._patient, name)
 
 
 def _plan_statuses(
@@ -225,7 +254,11 @@ async def worklist(
     ids = [k.id for k in keys]
     patients = {p.id: p for p in await repository.full_many(session, ids)}
     active = await alerts.active_summaries(session, ids)
-    last = await observations.last_reading_times(session, ids)
+    newest = (
+        {k.id: k.last_reading_at for k in keys if k.last_reading_at}
+        if sort.endswith("last_reading")
+        else await observations.newest_reading_times(session, ids)
+    )
     plans: dict[uuid.UUID, list[repository.PlanRow]] = {}
     for row in await repository.plan_status(session, ids, now, grace):
         plans.setdefault(row.patient_id, []).append(row)
@@ -235,21 +268,23 @@ async def worklist(
         patient = patients[key.id]
         statuses = _plan_statuses(plans.get(key.id, []), taken, patient.created_at, now)
         summary = active.get(key.id)
-        times = last.get(key.id, {})
+        times = {row.reading_type: row.last_reading_at for row in plans.get(key.id, []) if row.last_reading_at}
         summaries.append(
             (
                 key,
-                PatientSummary(
-                    **to_out(patient).model_dump(),
-                    priority=PRIORITIES[key.priority],
-                    worst_alert_level=summary.worst if summary else None,
-                    active_alerts=summary.active if summary else 0,
-                    unacknowledged_since=key.unacknowledged_since,
-                    newest_alert=NewestAlert.model_validate(summary.newest) if summary else None,
-                    last_reading=max(times.values(), default=None),
-                    last_reading_at=times,
-                    plan=statuses,
-                    adherence=_total(statuses),
+                PatientSummary.model_validate(
+                    _With(
+                        patient,
+                        priority=PRIORITIES[key.priority],
+                        worst_alert_level=summary.worst if summary else None,
+                        active_alerts=summary.active if summary else 0,
+                        unacknowledged_since=key.unacknowledged_since,
+                        newest_alert=summary.newest if summary else None,
+                        last_reading=newest.get(key.id),
+                        last_reading_at=times,
+                        plan=statuses,
+                        adherence=_total(statuses),
+                    )
                 ),
             )
         )

@@ -129,3 +129,34 @@ class ThresholdsPreviewOut(BaseModel):
     alerts: list[PreviewAlert]
     current: AlertCounts
     thresholds: EffectiveThresholdsOut  # what the proposal makes of the thresholds in force
+
+
+class OverrideChange(BaseModel):
+    """One quantity's (or the weight-gain rule's) override as a version changed it."""
+
+    key: str  # LOINC code, or "weight_gain"
+    before: dict[str, Any] | None  # None: no override, the templates applied
+    after: dict[str, Any] | None  # None: the override was removed, the templates apply
+
+
+class ThresholdsVersion(BaseModel):
+    """A version of the patient's overrides: who made it, when, why, and what it changed."""
+
+    version: int
+    changed_at: datetime
+    changed_by_sub: str
+    changed_by_name: str | None
+    changed_by_hpr: str | None
+    changed_by_org: str
+    reason: str
+    changes: list[OverrideChange]
+
+
+class ThresholdsRecord(BaseModel):
+    """The thresholds in force with each one's source, what the patient's conditions alone give,
+    the version that last changed each override, and every version (newest first)."""
+
+    thresholds: EffectiveThresholdsOut
+    templates: EffectiveThresholdsOut
+    set_in: dict[str, int]  # overridden key (LOINC code or "weight_gain") -> version
+    history: list[ThresholdsVersion]

@@ -24,13 +24,22 @@ from rpm.rules.preview import counts, simulate
 from rpm.rules.schemas import (
     AlertCounts,
     EffectiveThresholdsOut,
+    OverrideChange,
     PreviewAlert,
     ThresholdsChange,
     ThresholdsPreviewIn,
     ThresholdsPreviewOut,
+    ThresholdsRecord,
+    ThresholdsVersion,
 )
 from rpm.rules.templates import BODY_WEIGHT
-from rpm.rules.thresholds import EffectiveThresholds, changed_overrides, effective_thresholds
+from rpm.rules.thresholds import (
+    WEIGHT_GAIN_KEY,
+    EffectiveThresholds,
+    changed_overrides,
+    effective_thresholds,
+    override_changes,
+)
 
 log = logging.getLogger("rpm.rules")
 
@@ -53,6 +62,47 @@ async def read_thresholds(session: AsyncSession, actor: Actor, patient_id: uuid.
     thresholds = (await thresholds_for(session, [patient_id]))[patient_id]
     await record(session, actor, "read", "Thresholds", str(patient_id), [patient_id])
     return thresholds.as_dict()
+
+
+async def thresholds_record(session: AsyncSession, actor: Actor, patient_id: uuid.UUID) -> ThresholdsRecord:
+    """The thresholds in force with their sources, and the history of the patient's overrides:
+    who changed what, when and why, version by version."""
+    await access.require_patient(session, actor.staff, patient_id)
+    (inputs,) = await repository.threshold_inputs(session, [patient_id])
+    history = await repository.override_history(session, patient_id)
+    versions: list[ThresholdsVersion] = []
+    set_in: dict[str, int] = {}
+    before_bands: dict[str, Any] | None = None
+    before_weight_gain: dict[str, Any] | None = None
+    for row in history:
+        changes = override_changes(before_bands, before_weight_gain, row.bands, row.weight_gain)
+        for key, _, after in changes:
+            if after is None:
+                set_in.pop(key, None)
+            else:
+                set_in[key] = row.version
+        versions.append(
+            ThresholdsVersion(
+                version=row.version,
+                changed_at=row.changed_at,
+                changed_by_sub=row.changed_by_sub,
+                changed_by_name=row.changed_by_name,
+                changed_by_hpr=row.changed_by_hpr,
+                changed_by_org=row.changed_by_org,
+                reason=row.reason,
+                changes=[OverrideChange(key=key, before=before, after=after) for key, before, after in changes],
+            )
+        )
+        before_bands, before_weight_gain = row.bands, row.weight_gain
+    current = effective_thresholds(inputs.conditions, inputs.bands, inputs.weight_gain, inputs.version or 0)
+    overridden = set(current.overridden) | ({WEIGHT_GAIN_KEY} if current.weight_gain_source == "override" else set())
+    await record(session, actor, "read", "Thresholds", str(patient_id), [patient_id])
+    return ThresholdsRecord(
+        thresholds=EffectiveThresholdsOut.model_validate(current.as_dict()),
+        templates=EffectiveThresholdsOut.model_validate(effective_thresholds(inputs.conditions).as_dict()),
+        set_in={key: version for key, version in set_in.items() if key in overridden},
+        history=versions[::-1],
+    )
 
 
 async def change_thresholds(

@@ -113,3 +113,26 @@ def changed_overrides(
             merged[code] = dict(proposed)
     kept = weight_gain_change if weight_gain_change is not None else weight_gain
     return merged, dict(kept) if kept is not None else None
+
+
+WEIGHT_GAIN_KEY = "weight_gain"
+
+
+def override_changes(
+    before_bands: Mapping[str, Any] | None,
+    before_weight_gain: Mapping[str, Any] | None,
+    after_bands: Mapping[str, Any] | None,
+    after_weight_gain: Mapping[str, Any] | None,
+) -> list[tuple[str, Any, Any]]:
+    """What one version of a patient's overrides changed from the one before: (LOINC code, or
+    "weight_gain"; before; after) for each that differs, codes in order, None where there was
+    (or is) no override and the templates apply."""
+    before, after = dict(before_bands or {}), dict(after_bands or {})
+    changes: list[tuple[str, Any, Any]] = [
+        (code, before.get(code), after.get(code))
+        for code in sorted(set(before) | set(after))
+        if before.get(code) != after.get(code)
+    ]
+    if (before_weight_gain or None) != (after_weight_gain or None):
+        changes.append((WEIGHT_GAIN_KEY, before_weight_gain, after_weight_gain))
+    return changes

@@ -128,3 +128,59 @@ async def buckets(
         {"patient_id": patient_id, "code": code, "start": start, "end": end, "field": field, "zone": OSLO.key},
     )
     return [Aggregate(*r) for r in rows]
+
+
+_OF_IDS = text(
+    f"""
+    {_QUANTITIES}
+    where o.patient_id = :patient_id and o.id = any(cast(:ids as uuid[]))
+    order by o.effective_at, o.id
+    """
+)
+
+
+async def points_of(session: AsyncSession, patient_id: uuid.UUID, ids: Sequence[uuid.UUID]) -> list[Point]:
+    """The quantities of the patient's Observations with these ids, oldest first."""
+    if not ids:
+        return []
+    rows = await session.execute(_OF_IDS, {"patient_id": patient_id, "ids": list(ids)})
+    return [Point(*r) for r in rows]
+
+
+class AlertEvidence(NamedTuple):
+    """One triggering reading of one of the patient's alerts."""
+
+    alert_id: uuid.UUID
+    rule: str
+    level: str
+    status: str
+    opened_at: datetime
+    observation_id: uuid.UUID
+    value: float | None
+    effective_at: datetime
+
+
+# The patient's alerts (on the (patient_id, status) index) and, for each, its evidence taken in
+# the period (on the (alert_id, effective_at) index): the cost follows the period, not the
+# alerts' age.
+_ALERT_EVIDENCE = text(
+    """
+    select a.id, a.rule, a.level, a.status, a.opened_at, e.observation_id, e.value, e.effective_at
+    from alerts a
+    join alert_observations e on e.alert_id = a.id
+    where a.patient_id = :patient_id and e.effective_at >= :start and e.effective_at < :end
+    order by e.effective_at, a.id, e.observation_id
+    limit :limit
+    """
+)
+
+
+async def alert_evidence(
+    session: AsyncSession, patient_id: uuid.UUID, start: datetime, end: datetime, limit: int
+) -> list[AlertEvidence]:
+    """The triggering readings taken in [start, end) of the patient's alerts (any status),
+    oldest first, at most `limit`."""
+    rows = await session.execute(
+        _ALERT_EVIDENCE, {"patient_id": patient_id, "start": start, "end": end, "limit": limit}
+    )
+    return [AlertEvidence(*r) for r in rows]

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from rpm.alerts.schemas import AlertItem
+from rpm.alerts.models import AlertStatus
+from rpm.alerts.schemas import AlertItem, EvidenceItem
 from rpm.patients.schemas import Adherence, PatientOut, PlanStatus
 from rpm.rules.schemas import EffectiveThresholdsOut
 
@@ -91,3 +93,25 @@ class Trend(BaseModel):
     bands: dict[str, dict[str, float]]
     buckets: list[TrendBucket]
     series: list[TrendSeries]
+
+
+class AlertMarks(BaseModel):
+    """One of the patient's alerts with its triggering readings taken in a period: what a
+    chart of the course marks on the line."""
+
+    id: uuid.UUID
+    rule: str
+    code: str | None  # the quantity its readings are of; None for a rule of no quantity (missing)
+    level: Literal["yellow", "red"]
+    status: AlertStatus
+    opened_at: datetime
+    evidence: list[EvidenceItem]  # oldest first, each value that quantity's
+
+
+class ReadingPoint(BaseModel):
+    """One quantity of one Observation (a panel gives one per component)."""
+
+    observation: str  # Observation/<id>
+    code: str
+    effective_at: datetime
+    value: float

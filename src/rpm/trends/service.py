@@ -11,6 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from rpm.access import service as access
 from rpm.alerts import repository as alerts_repository
 from rpm.alerts import service as alerts
+from rpm.alerts.models import AlertStatus
+from rpm.alerts.schemas import EvidenceItem
 from rpm.audit.service import Actor, record
 from rpm.errors import InvalidInput, NotFound
 from rpm.fhir.codes import CODES_BY_LOINC, READING_TYPE_OF_CODE, READING_TYPES
@@ -21,13 +23,16 @@ from rpm.rules.evaluation import judgements_for
 from rpm.rules.models import ThresholdOverride
 from rpm.rules.schemas import EffectiveThresholdsOut
 from rpm.rules.service import thresholds_for
+from rpm.rules.templates import BODY_WEIGHT
 from rpm.rules.thresholds import EffectiveThresholds, effective_thresholds
 from rpm.trends import repository
 from rpm.trends.buckets import OSLO, TRUNCATE, Bucket, bucket_count, bucket_end
 from rpm.trends.schemas import (
+    AlertMarks,
     BandPeriod,
     Dashboard,
     LatestValue,
+    ReadingPoint,
     Sparkline,
     SparkPoint,
     Trend,
@@ -37,6 +42,7 @@ from rpm.trends.schemas import (
 
 SPARKLINE_DAYS = 14
 MAX_POINTS = 10_000  # raw readings or buckets in one trend
+MAX_MARKS = 5_000  # alerts' triggering readings in one period
 
 # What a trend's `code` asks for: the stored code, and the quantities to show. A blood
 # pressure panel shows both components; a component code shows that one.
@@ -209,3 +215,82 @@ async def trend(
         buckets=series[0].buckets,
         series=series,
     )
+
+
+def quantity_of_rule(rule: str) -> str | None:
+    """The LOINC code of the quantity an alert's readings are of: "threshold:8480-6:high" is
+    systolic pressure, the weight-gain trend body weight; a missing measurement has none."""
+    kind, _, rest = rule.partition(":")
+    if kind == "threshold":
+        return rest.partition(":")[0]
+    if rule == "trend:weight-gain":
+        return BODY_WEIGHT
+    return None
+
+
+async def alerts_in_period(
+    session: AsyncSession, actor: Actor, patient_id: uuid.UUID, *, start: datetime, end: datetime
+) -> list[AlertMarks]:
+    """The patient's alerts (any status) with their triggering readings taken in [start, end),
+    in the order of their first such reading: what a chart of the period marks. At most
+    MAX_MARKS readings, the oldest."""
+    await access.require_patient(session, actor.staff, patient_id)
+    found: dict[uuid.UUID, AlertMarks] = {}
+    for row in await repository.alert_evidence(session, patient_id, start, end, MAX_MARKS):
+        alert = found.get(row.alert_id)
+        if alert is None:
+            alert = found[row.alert_id] = AlertMarks(
+                id=row.alert_id,
+                rule=row.rule,
+                code=quantity_of_rule(row.rule),
+                level="red" if row.level == "red" else "yellow",
+                status=AlertStatus(row.status),
+                opened_at=row.opened_at.astimezone(OSLO),
+                evidence=[],
+            )
+        alert.evidence.append(
+            EvidenceItem(
+                observation=f"Observation/{row.observation_id}",
+                value=row.value,
+                effective_at=row.effective_at.astimezone(OSLO),
+            )
+        )
+    await record(session, actor, "search", "Alert", None, [patient_id])
+    return list(found.values())
+
+
+async def readings_of(
+    session: AsyncSession, actor: Actor, patient_id: uuid.UUID, observations: Sequence[str]
+) -> list[ReadingPoint]:
+    """The quantities of the patient's Observations named by reference ("Observation/<id>"),
+    oldest first: where a threshold preview's alerts lie on a chart. Others' are left out."""
+    await access.require_patient(session, actor.staff, patient_id)
+    ids = []
+    for reference in observations:
+        try:
+            ids.append(uuid.UUID(reference.removeprefix("Observation/")))
+        except ValueError:
+            raise InvalidInput("invalid_reference", f"not an Observation reference: {reference[:60]}") from None
+    points = await repository.points_of(session, patient_id, ids)
+    await record(session, actor, "read", "Observation", None, [patient_id])
+    return [
+        ReadingPoint(
+            observation=f"Observation/{p.observation_id}",
+            code=p.code,
+            effective_at=p.effective_at.astimezone(OSLO),
+            value=p.value,
+        )
+        for p in points
+    ]
+
+
+async def reading_types_of(session: AsyncSession, actor: Actor, patient_id: uuid.UUID) -> list[str]:
+    """The reading types the patient has readings of (any time), in the table's order: which
+    charts the course shows. Not audited itself: it tells no value, and the charts it leads to
+    are."""
+    await access.require_patient(session, actor.staff, patient_id)
+    found = {
+        READING_TYPE_OF_CODE[row.code]
+        for row in await repository.latest(session, patient_id, list(READING_TYPE_OF_CODE))
+    }
+    return [name for name in READING_TYPES if name in found]

@@ -1,0 +1,1 @@
+"""End-to-end tests of the staff page in a real browser (Playwright driving Debian's chromium)."""

@@ -1,0 +1,1 @@
+"""Server-side tests of the staff web page, over ASGI."""

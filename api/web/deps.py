@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.deps import SessionDep, SettingsDep
 from rpm.audit.service import Actor
@@ -55,6 +58,15 @@ async def check_csrf(request: Request, signed: SignedIn) -> Signed:
 
 def web_actor(request: Request, signed: Annotated[Signed, Depends(check_csrf)]) -> Actor:
     return Actor(staff=signed.staff, request_id=request.state.request_id)
+
+
+@asynccontextmanager
+async def attempt(session: AsyncSession) -> AsyncIterator[None]:
+    """A change that may be refused and answered with the form again: in a savepoint, so what a
+    refused service call had flushed is undone while the request's transaction (and the page
+    it answers) carries on."""
+    async with session.begin_nested():
+        yield
 
 
 # Every page route takes the actor: signed in, and for a change, with the CSRF token.

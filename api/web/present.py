@@ -5,8 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from rpm.fhir.codes import CODES_BY_LOINC
-
 Text = Callable[[str], str]
 # UCUM codes as people read them; the others ("%", "kg", "/min", "mmol/L") read as they are.
 UNITS = {"mm[Hg]": "mmHg", "Cel": "°C"}
@@ -44,8 +42,3 @@ def threshold(crossed: dict[str, Any] | None, unit: str | None, t: Text, num: Ca
     if "every_hours" in crossed:
         return f"{crossed['every_hours']} h"
     return ""
-
-
-def unit_of(code: str) -> str:
-    quantity = CODES_BY_LOINC.get(code)
-    return quantity.unit if quantity else ""

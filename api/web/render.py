@@ -31,6 +31,16 @@ def iso(moment: datetime | None) -> str:
     return moment.astimezone(OSLO).isoformat() if moment is not None else ""
 
 
+# Pages show patient data: never kept by a browser or proxy cache (the back button after signing
+# out on a shared tablet), never framed by another site, no address sent elsewhere.
+PAGE_HEADERS = {
+    "Cache-Control": "no-store",
+    "X-Frame-Options": "DENY",
+    "Content-Security-Policy": "frame-ancestors 'none'",
+    "Referrer-Policy": "same-origin",
+    "X-Content-Type-Options": "nosniff",
+}
+
 UNITS = {"nb": ("min", "t", "d"), "en": ("min", "h", "d")}
 
 
@@ -75,4 +85,4 @@ def page(request: Request, template: str, status: int = 200, **context: Any) -> 
         csrf_token=signed.csrf_token if signed is not None else "",
         **context,
     )
-    return HTMLResponse(html, status, headers={"Content-Language": language})
+    return HTMLResponse(html, status, headers={"Content-Language": language, **PAGE_HEADERS})

@@ -26,13 +26,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from rpm.alerts.models import Alert
 from rpm.audit.models import AuditRecord
 from rpm.rules.models import ThresholdOverride
+from rpm.trends import service as trends_service
 from tests.api.helpers import assign, enrol, ingest, message, reading, register
 from tests.conftest import ORG_A, ORG_B, Tokens
 
 OSLO = ZoneInfo("Europe/Oslo")
 SPO2, SYSTOLIC, DIASTOLIC = "59408-5", "8480-6", "8462-4"
 UNITS = {"spo2": "%", "blood-pressure": "mm[Hg]"}
-HOUR, DAY = timedelta(hours=1), timedelta(days=1)
+MINUTE, HOUR, DAY = timedelta(minutes=1), timedelta(hours=1), timedelta(days=1)
 
 
 async def sign_in(client: httpx.AsyncClient, org: str = ORG_A, role: str = "nurse", sub: str = "nurse-1") -> None:
@@ -317,3 +318,18 @@ def test_every_course_and_thresholds_text_is_in_both_languages_and_every_key_use
     dynamic |= {k for k in course_texts.NB if k.startswith("course.")}  # the charts' words, from Python
     for key in used | dynamic:
         assert key in TEXTS["nb"] and key in TEXTS["en"], key
+
+
+async def test_a_device_sending_more_readings_than_a_chart_takes_is_drawn_hourly(client, tokens, session, monkeypatch):
+    """A pulse oximeter reporting every few minutes can pass the trend's limit of raw readings:
+    its chart falls back to hourly buckets, and the rest of the page is shown as usual."""
+    monkeypatch.setattr(trends_service, "MAX_READINGS", 2)
+    patient = await Patient(client, tokens, session).enrol([])
+    start = now() - 3 * HOUR
+    await patient.send("spo2", *((start + i * 10 * MINUTE, 95) for i in range(6)))
+    await sign_in(client)
+    page = await client.get(f"/patients/{patient.id}?days=7")
+    assert page.status_code == 200, page.text
+    data = chart_data(page.text, "spo2")
+    assert data["bucket"] == "1h"
+    assert sum(int(row[2]) for row in table_rows(page.text, "spo2")) == 6  # every reading, in its hour

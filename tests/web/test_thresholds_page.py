@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from rpm.alerts.models import Alert
 from rpm.audit.models import AuditRecord
+from rpm.rules import repository as rules_repository
 from rpm.rules.models import ThresholdOverride
 from tests.api.helpers import assign, enrol, ingest, message, reading, register
 from tests.conftest import ORG_A, ORG_B, Tokens
@@ -325,3 +326,27 @@ async def test_another_organisation_and_csrf(client, tokens, session):
     )
     assert r.status_code == 403
     assert await versions(session, patient) == []
+
+
+async def test_a_save_that_collides_with_another_is_refused_with_a_message(client, tokens, session, monkeypatch):
+    """Two physicians saving at the same moment: the later one's version is taken already. The
+    page says so with the form kept; it does not fail."""
+    patient = await patient_with(client, tokens, session, "spo2", ["copd"], [(now() - HOUR, 90)])
+    token = await sign_in(client)
+    first = await client.post(
+        f"/patients/{patient}/thresholds", headers=htmx(token), data=spo2_fields("88", "85", reason="first")
+    )
+    assert first.headers["HX-Redirect"].endswith("saved=1")
+
+    async def as_if_none_yet(session: AsyncSession, patient_ids: Any) -> dict[Any, Any]:
+        return {}  # what the second physician's save saw a moment before the first committed
+
+    monkeypatch.setattr(rules_repository, "latest_overrides", as_if_none_yet)
+    r = await client.post(
+        f"/patients/{patient}/thresholds", headers=htmx(token), data=spo2_fields("89", "86", reason="second")
+    )
+    assert r.status_code == 200, r.text  # htmx swaps the form in, with its message
+    assert "changed at the same moment" in text_of(r.text)
+    assert 'value="89"' in r.text  # the form as typed
+    monkeypatch.undo()
+    assert [v.reason for v in await versions(session, patient)] == ["first"]

@@ -8,15 +8,13 @@ through the same services as the API, which check access again and write the aud
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable
-from contextlib import asynccontextmanager
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse
 from pydantic import ValidationError
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.web.deps import WebActor
 from api.web.render import page
@@ -72,13 +70,6 @@ def flat_errors(error: ValidationError, fields: Iterable[str]) -> Errors:
     return found
 
 
-@asynccontextmanager
-async def attempt(session: AsyncSession) -> AsyncIterator[None]:
-    """A change that may be refused and answered with the form again: in a savepoint, so what a
-    refused service call had flushed is undone while the request's transaction (and the page
-    it answers) carries on."""
-    async with session.begin_nested():
-        yield
 
 
 def oslo_time(value: str) -> datetime | None:

@@ -17,7 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.deps import SessionDep
 from api.pagination import Cursor, Key
-from api.web.pages.admin import AdminActor, Errors, admin_page, attempt, flat_errors, oslo_time
+from api.web.deps import attempt
+from api.web.pages.admin import AdminActor, Errors, admin_page, flat_errors, oslo_time
 from api.web.render import page
 from rpm.audit.service import Actor
 from rpm.devices import service as devices

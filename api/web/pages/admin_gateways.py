@@ -13,7 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.deps import SessionDep
 from api.pagination import Cursor, Key
-from api.web.pages.admin import AdminActor, Errors, admin_page, attempt, flat_errors
+from api.web.deps import attempt
+from api.web.pages.admin import AdminActor, Errors, admin_page, flat_errors
 from api.web.render import page
 from rpm.audit.service import Actor
 from rpm.errors import Conflict

@@ -15,7 +15,8 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
 from api.deps import SessionDep
-from api.web.pages.admin import AdminActor, Errors, admin_page, attempt, message_for
+from api.web.deps import attempt
+from api.web.pages.admin import AdminActor, Errors, admin_page, message_for
 from api.web.render import page
 from rpm import norway
 from rpm.errors import Conflict, InvalidInput
@@ -23,11 +24,10 @@ from rpm.fhir.codes import READING_TYPES
 from rpm.organisations import repository as organisations
 from rpm.patients import service as patients
 from rpm.patients.identity import IdentifierKind, InvalidIdentityNumber, NationalIdentity, parse_identity_number
-from rpm.patients.schemas import Condition, PatientCreate
+from rpm.patients.schemas import CONDITIONS, PatientCreate
 
 router = APIRouter(tags=["staff page"], include_in_schema=False)
 
-CONDITIONS: tuple[Condition, ...] = ("copd", "heart-failure", "diabetes", "hypertension")
 DEFAULT_EVERY_HOURS = "24"
 
 # Why parse_identity_number refused a number (its messages), in the page's words.

@@ -52,6 +52,9 @@ async def _signed_in(
     request: Request, session: SessionDep, settings: Settings, staff: Staff, return_to: str
 ) -> RedirectResponse:
     language = request.cookies.get("rpm_lang", "nb")
+    earlier = request.cookies.get(SESSION_COOKIE)
+    if earlier:  # signing in again ends the session this browser had
+        await sessions.end(session, earlier)
     token, _ = await sessions.start(
         session, staff, now=datetime.now(UTC), hours=settings.web_session_hours, language=language
     )
@@ -115,6 +118,7 @@ async def begin_issuer_sign_in(
         raise Forbidden(
             "issuer_not_configured", "no sign-in service is configured (RPM_OIDC_ISSUER, RPM_OIDC_CLIENT_ID)"
         )
+    await sessions.forget_expired(session, now=datetime.now(UTC), idle_minutes=settings.web_idle_minutes)
     state, browser, challenge, nonce = await sessions.begin_sign_in(
         session, return_to=_local(next), now=datetime.now(UTC)
     )
@@ -145,19 +149,29 @@ async def issuer_callback(
 ) -> Response:
     """The issuer's return: the code is exchanged (with the PKCE verifier) for tokens, whose
     claims become the session; the tokens themselves are not kept."""
-    pending = await sessions.finish_sign_in(
-        session, state=state, browser=request.cookies.get(SIGN_IN_COOKIE), now=datetime.now(UTC)
-    )
+    # The state is used up in a transaction of its own: a return that fails below cannot be
+    # replayed, as it could if the failure rolled the request's transaction back.
+    async with request.app.state.sessions() as own, own.begin():
+        pending = await sessions.finish_sign_in(
+            own, state=state, browser=request.cookies.get(SIGN_IN_COOKIE), now=datetime.now(UTC)
+        )
     if pending is None or error or not code:
         raise NotAuthenticated("sign_in_failed", f"the sign-in did not complete{f' ({error})' if error else ''}")
     tokens = await request.app.state.oidc.exchange(
         code=code, redirect_uri=_redirect_uri(request, settings), verifier=pending.code_verifier
     )
     verifier = request.app.state.verifier
-    identity = await verifier.verify(str(tokens.get("id_token", "")), audience=settings.oidc_client_id)
+    try:
+        identity = await verifier.verify(str(tokens.get("id_token", "")), audience=settings.oidc_client_id)
+        claims = await verifier.verify(str(tokens.get("access_token", "")))
+    except NotAuthenticated as refused:
+        raise NotAuthenticated(
+            "sign_in_failed", f"the sign-in service's tokens were refused: {refused.detail}"
+        ) from None
     if identity.get("nonce") != pending.nonce:
         raise NotAuthenticated("sign_in_failed", "the sign-in's nonce does not match")
-    claims = await verifier.verify(str(tokens.get("access_token", "")))
+    if identity.get("sub") != claims.get("sub"):
+        raise NotAuthenticated("sign_in_failed", "the identity and access tokens name different people")
     staff = staff_from_claims({**claims, "name": claims.get("name") or identity.get("name")}, settings)
     return await _signed_in(request, session, settings, staff, pending.return_to)
 

@@ -23,6 +23,7 @@ from rpm.norway import OSLO
 from rpm.organisations import repository as organisations
 from rpm.trends import service as trends
 from rpm.trends.buckets import Bucket
+from rpm.trends.schemas import Trend
 
 router = APIRouter(tags=["staff page"], include_in_schema=False)
 
@@ -58,6 +59,27 @@ def chosen(days: int) -> int:
     return days
 
 
+async def chart_trend(
+    session: AsyncSession,
+    actor: Actor,
+    patient_id: uuid.UUID,
+    reading_type: str,
+    start: datetime,
+    end: datetime,
+    bucket: Bucket,
+) -> Trend:
+    """The trend a chart draws. A device that reports every few minutes can send more readings
+    than one chart takes (`too_many_points`): its chart shows hourly buckets instead of failing
+    the whole page."""
+    code = charts.type_code(reading_type)
+    try:
+        return await trends.trend(session, actor, patient_id, code=code, start=start, end=end, bucket=bucket)
+    except InvalidInput as error:
+        if error.code != "too_many_points":
+            raise
+        return await trends.trend(session, actor, patient_id, code=code, start=start, end=end, bucket="1h")
+
+
 async def course_charts(
     session: AsyncSession,
     actor: Actor,
@@ -79,9 +101,7 @@ async def course_charts(
     ]
     found = []
     for reading_type in charts.type_order(types):
-        trend = await trends.trend(
-            session, actor, patient_id, code=charts.type_code(reading_type), start=start, end=end, bucket=bucket
-        )
+        trend = await chart_trend(session, actor, patient_id, reading_type, start, end, bucket)
         found.append(charts.build(trend, reading_type, marks, t, days=days))
     return found
 

@@ -20,8 +20,8 @@ from starlette.datastructures import FormData
 
 from api.deps import SessionDep
 from api.web import charts, present
-from api.web.deps import WebActor
-from api.web.pages.course import language_of, period, texts_of
+from api.web.deps import WebActor, attempt
+from api.web.pages.course import chart_trend, language_of, period, texts_of
 from api.web.render import page
 from rpm.access import service as access
 from rpm.access.staff import Role, Staff
@@ -275,9 +275,7 @@ async def _charts(
                     )
     found = []
     for reading_type in charts.type_order(types):
-        trend = await trends.trend(
-            session, actor, patient_id, code=charts.type_code(reading_type), start=start, end=end, bucket=bucket
-        )
+        trend = await chart_trend(session, actor, patient_id, reading_type, start, end, bucket)
         in_force = charts.single_period(trend, current)
         found.append(
             charts.build(
@@ -419,16 +417,17 @@ async def save_change(request: Request, patient_id: uuid.UUID, session: SessionD
         form.errors.append(t("thresholds.error.no_change"))
     if not form.invalid:
         try:
-            await rules.change_thresholds(
-                session,
-                actor,
-                patient_id,
-                ThresholdsChange(reason=reason, bands=form.bands, weight_gain=form.proposed_weight_gain),
-            )
+            async with attempt(session):  # a save at the same moment by someone else is refused
+                await rules.change_thresholds(
+                    session,
+                    actor,
+                    patient_id,
+                    ThresholdsChange(reason=reason, bands=form.bands, weight_gain=form.proposed_weight_gain),
+                )
         except (InvalidInput, Conflict) as error:
             form.errors.append(error.detail)
         else:
-            version = (record.history[0].version if record.history else 0) + 1
+            version = await rules.version_in_force(session, patient_id)
             target = f"/patients/{patient_id}/thresholds?saved={version}"
             if request.headers.get("hx-request"):
                 return Response(status_code=200, headers={"HX-Redirect": target})

@@ -14,15 +14,15 @@ from fastapi.responses import HTMLResponse, StreamingResponse
 
 from api.deps import SessionDep, SettingsDep
 from api.web import present
-from api.web.deps import SignedIn, WebActor
+from api.web.deps import SESSION_COOKIE, SignedIn, WebActor
 from api.web.render import page
 from rpm.access import service as access
 from rpm.organisations import repository as organisations
 from rpm.patients import service as patients
-from rpm.patients.schemas import Condition
+from rpm.patients.schemas import CONDITIONS, Condition
+from rpm.sessions import service as web_sessions
 
 router = APIRouter(tags=["staff page"], include_in_schema=False)
-CONDITIONS = ("copd", "heart-failure", "diabetes", "hypertension")
 # One screen: a nurse follows about 80 patients, a big service a few hundred.
 ROWS = 500
 VISIBILITY_TTL = 60.0  # seconds the stream trusts "may this caller see that patient?"
@@ -73,7 +73,7 @@ async def worklist(
         "worklist.html",
         active="worklist",
         conditions=CONDITIONS,
-        organisations=await organisations.all_of(session),
+        organisations=await organisations.in_care_teams_of(session, actor.staff.orgnr, access.today()),
         **context,
     )
 
@@ -97,6 +97,7 @@ async def events(request: Request, signed: SignedIn, settings: SettingsDep) -> S
     """A nudge for each alert event of the caller's patients (no patient data: the page fetches
     its rows, which are audited). The browser reconnects by itself; the page then catches up."""
     hub = request.app.state.hub
+    token = request.cookies.get(SESSION_COOKIE, "")
     subscriber = hub.subscribe()
     sessions = request.app.state.sessions
     visible: dict[uuid.UUID, tuple[bool, float]] = {}
@@ -116,6 +117,12 @@ async def events(request: Request, signed: SignedIn, settings: SettingsDep) -> S
                 try:
                     event = await asyncio.wait_for(subscriber.queue.get(), settings.sse_heartbeat_seconds)
                 except TimeoutError:
+                    # A signed-out or expired session keeps no stream open.
+                    async with sessions() as session:
+                        if not await web_sessions.alive(
+                            session, token, now=datetime.now(UTC), idle_minutes=settings.web_idle_minutes
+                        ):
+                            return
                     yield b": keep-alive\n\n"
                     continue
                 if await may_see(event.patient_id):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import AliasChoices, AliasPath, BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -12,6 +12,7 @@ from rpm.fhir.codes import known_reading_type
 from rpm.patients.identity import InvalidIdentityNumber, parse_identity_number
 
 Condition = Literal["copd", "heart-failure", "diabetes", "hypertension"]
+CONDITIONS: tuple[Condition, ...] = get_args(Condition)
 
 
 class CareTeamEntry(BaseModel):

@@ -105,6 +105,12 @@ async def thresholds_record(session: AsyncSession, actor: Actor, patient_id: uui
     )
 
 
+async def version_in_force(session: AsyncSession, patient_id: uuid.UUID) -> int:
+    """The version of the patient's overrides in force (0: templates only)."""
+    current = (await repository.latest_overrides(session, [patient_id])).get(patient_id)
+    return current.version if current else 0
+
+
 async def change_thresholds(
     session: AsyncSession, actor: Actor, patient_id: uuid.UUID, change: ThresholdsChange
 ) -> dict[str, Any]:

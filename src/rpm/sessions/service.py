@@ -91,6 +91,17 @@ async def resume(session: AsyncSession, token: str, *, now: datetime, idle_minut
     return Signed(row.id, _staff(row.staff), row.csrf_token, row.language)
 
 
+async def alive(session: AsyncSession, token: str, *, now: datetime, idle_minutes: float) -> bool:
+    """Whether the token's session is still live, without counting this as activity."""
+    found = await repository.live(session, digest(token), now, now - timedelta(minutes=idle_minutes))
+    return found is not None
+
+
+async def forget_expired(session: AsyncSession, *, now: datetime, idle_minutes: float) -> None:
+    """Remove ended sessions and sign-ins that were never finished."""
+    await repository.forget_expired(session, now, now - timedelta(minutes=idle_minutes))
+
+
 async def end(session: AsyncSession, token: str) -> None:
     await repository.end(session, digest(token))
 

@@ -41,7 +41,8 @@ from rpm.trends.schemas import (
 )
 
 SPARKLINE_DAYS = 14
-MAX_POINTS = 10_000  # raw readings or buckets in one trend
+MAX_BUCKETS = 10_000  # buckets in one trend
+MAX_READINGS = 10_000  # raw readings in one trend
 MAX_MARKS = 5_000  # alerts' triggering readings in one period
 
 # What a trend's `code` asks for: the stored code, and the quantities to show. A blood
@@ -157,17 +158,19 @@ async def trend(
         raise InvalidInput("unknown_code", f"code: one of {sorted(TREND_CODES)}")
     if start >= end:
         raise InvalidInput("invalid_period", "from: must be before to")
-    if bucket_count(start, end, bucket) > MAX_POINTS:
-        raise InvalidInput("too_many_buckets", f"the period has more than {MAX_POINTS} buckets; choose a larger bucket")
+    if bucket_count(start, end, bucket) > MAX_BUCKETS:
+        raise InvalidInput(
+            "too_many_buckets", f"the period has more than {MAX_BUCKETS} buckets; choose a larger bucket"
+        )
     stored_code, quantities = TREND_CODES[code]
     if bucket == "raw":
-        # A panel gives a point per component: MAX_POINTS readings of a blood pressure are twice
+        # A panel gives a point per component: MAX_READINGS readings of a blood pressure are twice
         # as many points.
-        most = MAX_POINTS * len(TREND_CODES[stored_code][1])
+        most = MAX_READINGS * len(TREND_CODES[stored_code][1])
         points = await repository.raw_points(session, patient_id, stored_code, start, end, most + 1)
         if len(points) > most:
             raise InvalidInput(
-                "too_many_points", f"more than {MAX_POINTS} readings in the period; choose a bucket such as 1d"
+                "too_many_points", f"more than {MAX_READINGS} readings in the period; choose a bucket such as 1d"
             )
         by_quantity: dict[str, list[TrendBucket]] = {}
         for p in points:

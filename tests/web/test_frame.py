@@ -67,3 +67,17 @@ def test_vendored_files_are_those_listed_with_their_licences():
     for name, licence, digest in listed:
         assert hashlib.sha256((vendor / name).read_bytes()).hexdigest() == digest, name
         assert Path(vendor / licence).read_text().strip(), licence
+
+
+async def test_a_worklist_longer_than_a_screen_says_it_shows_the_first(client, tokens, session, monkeypatch):
+    from api.web.pages import worklist
+    from tests.api.helpers import enrol
+
+    org = await new_organisation(session)
+    for _ in range(2):
+        await enrol(client, tokens(org, "admin"), org)
+    monkeypatch.setattr(worklist, "ROWS", 1)
+    await client.post("/login/development", data={"organisation": org, "roles": ["nurse"], "sub": "nurse-1"})
+    page = (await client.get("/")).text
+    assert page.count('<tr class="row-') == 1
+    assert "Viser de 1 første etter prioritet." in page

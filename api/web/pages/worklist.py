@@ -50,6 +50,7 @@ async def _rows(
     return {
         "patients": summaries[:ROWS],
         "more": len(summaries) > ROWS,
+        "rows": ROWS,
         "present": present,
         "condition": condition or "",
         "organisation": organisation or "",

@@ -75,7 +75,7 @@ NB: dict[str, str] = {
     "rule.weight_gain": "Vektøkning",
     "rule.missing": "Mangler måling",
     "rule.limit": "grense",
-    "worklist.more": "Vis flere",
+    "worklist.first_rows": "Viser de {rows} første etter prioritet. Bruk filtrene for å snevre inn listen.",
     "worklist.open_alert": "Åpne varselet",
 }
 
@@ -152,6 +152,6 @@ EN: dict[str, str] = {
     "rule.weight_gain": "Weight gain",
     "rule.missing": "Missing measurement",
     "rule.limit": "limit",
-    "worklist.more": "Show more",
+    "worklist.first_rows": "Showing the first {rows} by priority. Use the filters to narrow the list.",
     "worklist.open_alert": "Open the alert",
 }

@@ -12,11 +12,15 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
+import uuid
 from dataclasses import dataclass, field
 
 import asyncpg
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from rpm.access import service as access
+from rpm.access.staff import Staff
 from rpm.alerts import events
 from rpm.alerts.models import AlertEvent
 from rpm.db import async_url
@@ -124,6 +128,26 @@ class EventHub:
                 log.exception("reading alert events failed; retrying")
                 await asyncio.sleep(1)
                 self._wake.set()
+
+
+class Visibility:
+    """Whether a stream's caller may see each patient whose events pass by: asked of the database
+    once a minute per patient at most, not once per event (a busy hour has thousands)."""
+
+    TTL = 60.0  # seconds an answer is trusted
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], staff: Staff) -> None:
+        self.sessions = sessions
+        self.staff = staff
+        self._known: dict[uuid.UUID, tuple[bool, float]] = {}
+
+    async def may_see(self, patient_id: uuid.UUID) -> bool:
+        known = self._known.get(patient_id)
+        if known is None or time.monotonic() - known[1] > self.TTL:
+            async with self.sessions() as session:
+                known = (await access.may_see_patient(session, self.staff, patient_id), time.monotonic())
+            self._known[patient_id] = known
+        return known[0]
 
 
 def sse(event: AlertEvent) -> bytes:

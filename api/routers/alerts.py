@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -14,7 +13,7 @@ from fastapi.responses import StreamingResponse
 
 from api.deps import ActorDep, SessionDep, SettingsDep
 from api.pagination import Cursor, CursorParam, LimitParam, Moment, Page, Rank
-from api.stream import sse
+from api.stream import Visibility, sse
 from rpm.access import service as access
 from rpm.access.repository import visible_patient_ids
 from rpm.alerts import events, service
@@ -24,7 +23,6 @@ from rpm.audit.service import record
 from rpm.errors import InvalidInput
 
 router = APIRouter(prefix="/api/v1/alerts", tags=["alerts"])
-VISIBILITY_TTL = 60.0  # seconds a stream trusts its answer to "may this caller see that patient?"
 QueuePosition = tuple[Rank, Rank, Moment, uuid.UUID]  # level rank, escalated rank, opened, id
 QUEUE_CURSOR: Cursor[QueuePosition] = Cursor("alerts", QueuePosition)
 
@@ -118,7 +116,7 @@ async def stream(
                     yield sse(event)
                 if len(backlog) < 500:
                     break
-            visible: dict[uuid.UUID, tuple[bool, float]] = {}
+            visibility = Visibility(sessions, actor.staff)
             while not subscriber.overflowed:
                 try:
                     event = await asyncio.wait_for(subscriber.queue.get(), settings.sse_heartbeat_seconds)
@@ -127,12 +125,7 @@ async def stream(
                     continue
                 if event.id <= last:
                     continue
-                allowed, checked = visible.get(event.patient_id, (False, 0.0))
-                if time.monotonic() - checked > VISIBILITY_TTL:
-                    async with sessions() as session:
-                        allowed = await access.may_see_patient(session, actor.staff, event.patient_id)
-                    visible[event.patient_id] = (allowed, time.monotonic())
-                if not allowed:
+                if not await visibility.may_see(event.patient_id):
                     continue
                 await audited([event])
                 last = event.id

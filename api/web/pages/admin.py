@@ -70,8 +70,6 @@ def flat_errors(error: ValidationError, fields: Iterable[str]) -> Errors:
     return found
 
 
-
-
 def oslo_time(value: str) -> datetime | None:
     """A datetime-local field's "2026-12-01T08:30", meant in Norwegian time."""
     try:

@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.deps import SessionDep
-from api.pagination import Cursor, Key
+from api.pagination import Cursor, Key, Page
 from api.web.deps import attempt
 from api.web.pages.admin import AdminActor, Errors, admin_page, flat_errors, oslo_time
 from api.web.render import page
@@ -57,14 +57,13 @@ class AssignForm:
 async def _devices(session: AsyncSession, actor: Actor, cursor: str | None) -> dict[str, Any]:
     """A page of the devices with the names of the patients they are assigned to now."""
     found = await devices.list_visible(session, actor, after=DEVICES_CURSOR.decode(cursor), limit=PAGE)
-    shown: list[DeviceListItem] = found[:PAGE]
-    assigned = {d.assigned_to.patient for d in shown if d.assigned_to and d.assigned_to.patient}
+    listed = Page[DeviceListItem].of(found, PAGE, DEVICES_CURSOR, lambda device: device.serial)
+    assigned = {d.assigned_to.patient for d in listed.items if d.assigned_to and d.assigned_to.patient}
     names = {p.id: p for p in await patients.of_ids(session, actor, sorted(assigned))} if assigned else {}
-    more = len(found) > PAGE and shown
     return {
-        "devices": shown,
+        "devices": listed.items,
         "patients": names,
-        "next": DEVICES_CURSOR.encode(shown[-1].serial) if more else None,
+        "next": listed.next,
         "own_orgnr": actor.staff.orgnr,
     }
 

@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.deps import SessionDep
-from api.pagination import Cursor, Key
+from api.pagination import Cursor, Key, Page
 from api.web.deps import attempt
 from api.web.pages.admin import AdminActor, Errors, admin_page, flat_errors
 from api.web.render import page
@@ -20,7 +20,7 @@ from rpm.audit.service import Actor
 from rpm.errors import Conflict
 from rpm.gateways import service as gateways
 from rpm.gateways.models import GATEWAY_ID_PATTERN
-from rpm.gateways.schemas import GatewayCreate
+from rpm.gateways.schemas import GatewayCreate, GatewayOut
 
 router = APIRouter(tags=["staff page"], include_in_schema=False)
 
@@ -32,9 +32,8 @@ ID_PATTERN = GATEWAY_ID_PATTERN.removeprefix("^").removesuffix("$")
 
 async def _gateways(session: AsyncSession, actor: Actor, cursor: str | None) -> dict[str, Any]:
     found = await gateways.of_caller(session, actor, after=GATEWAYS_CURSOR.decode(cursor), limit=PAGE)
-    shown = found[:PAGE]
-    more = len(found) > PAGE and shown
-    return {"gateways": shown, "next": GATEWAYS_CURSOR.encode(shown[-1].id) if more else None}
+    listed = Page[GatewayOut].of(found, PAGE, GATEWAYS_CURSOR, lambda gateway: gateway.id)
+    return {"gateways": listed.items, "next": listed.next}
 
 
 async def _gateways_page(

@@ -13,7 +13,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.deps import SessionDep
-from api.pagination import Cursor, Moment
+from api.pagination import Cursor, Moment, Page
 from api.web.pages.admin import AdminActor, admin_page
 from api.web.render import page
 from rpm.audit.service import Actor
@@ -34,10 +34,8 @@ Count = Annotated[int | None, Query(ge=0, le=10**9)]
 
 
 def _filters(reason: str, gateway: str, serial: str, include_reprocessed: bool) -> dict[str, Any]:
-    """The filters as given, checked: a NUL or an unknown reason is the request's fault."""
-    for value in (reason, gateway, serial):
-        if "\x00" in value:
-            raise InvalidInput("invalid_request", "a NUL character in a filter")
+    """The filters as given, checked: an unknown reason is the request's fault (a NUL in any
+    query is refused before any route, by api.app)."""
     if reason and reason not in Reason.__members__:
         raise InvalidInput("invalid_request", f"reason: one of {', '.join(Reason.__members__)}")
     return {
@@ -68,11 +66,10 @@ async def _rows(session: AsyncSession, actor: Actor, filters: dict[str, Any], cu
         after=REJECTED_CURSOR.decode(cursor),
         limit=PAGE,
     )
-    shown: list[RejectedOut] = found[:PAGE]
-    more = len(found) > PAGE and shown
-    next_cursor = REJECTED_CURSOR.encode((shown[-1].received_at, shown[-1].id)) if more else None
+    listed = Page[RejectedOut].of(found, PAGE, REJECTED_CURSOR, lambda row: (row.received_at, row.id))
+    next_cursor = listed.next
     return {
-        "rejected": shown,
+        "rejected": listed.items,
         "next": _query(filters, cursor=next_cursor) if next_cursor else None,
         "shown_limit": PAYLOAD_SHOWN,
         "kept_filters": _set(filters),  # a reprocess returns to the list as it was filtered

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
-import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
@@ -13,6 +11,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, StreamingResponse
 
 from api.deps import SessionDep, SettingsDep
+from api.stream import Visibility
 from api.web import present
 from api.web.deps import SESSION_COOKIE, SignedIn, WebActor
 from api.web.render import page
@@ -25,7 +24,6 @@ from rpm.sessions import service as web_sessions
 router = APIRouter(tags=["staff page"], include_in_schema=False)
 # One screen: a nurse follows about 80 patients, a big service a few hundred.
 ROWS = 500
-VISIBILITY_TTL = 60.0  # seconds the stream trusts "may this caller see that patient?"
 
 
 async def _rows(
@@ -101,15 +99,7 @@ async def events(request: Request, signed: SignedIn, settings: SettingsDep) -> S
     token = request.cookies.get(SESSION_COOKIE, "")
     subscriber = hub.subscribe()
     sessions = request.app.state.sessions
-    visible: dict[uuid.UUID, tuple[bool, float]] = {}
-
-    async def may_see(patient_id: uuid.UUID) -> bool:
-        known = visible.get(patient_id)
-        if known is None or time.monotonic() - known[1] > VISIBILITY_TTL:
-            async with sessions() as session:
-                known = (await access.may_see_patient(session, signed.staff, patient_id), time.monotonic())
-            visible[patient_id] = known
-        return known[0]
+    visibility = Visibility(sessions, signed.staff)
 
     async def stream() -> AsyncIterator[bytes]:
         try:
@@ -126,7 +116,7 @@ async def events(request: Request, signed: SignedIn, settings: SettingsDep) -> S
                             return
                     yield b": keep-alive\n\n"
                     continue
-                if await may_see(event.patient_id):
+                if await visibility.may_see(event.patient_id):
                     yield f"id: {event.id}\nevent: alert\ndata: {event.kind}\n\n".encode()
         finally:
             hub.unsubscribe(subscriber)

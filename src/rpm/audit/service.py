@@ -10,14 +10,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, text
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from rpm.access import service as access
 from rpm.access.repository import visible_patient_ids
 from rpm.access.staff import Role, Staff
 from rpm.audit import repository
-from rpm.audit.models import AuditRecord
 from rpm.audit.schemas import CSV_COLUMNS, AuditOut
 
 
@@ -36,6 +35,7 @@ _RECORD = text(
     select :actor_sub, :actor_name, :actor_hpr, :actor_org, :action, :resource_type, :resource_id, p.id, :request_id
     from unnest(cast(:patient_ids as uuid[])) with ordinality as p(id, n)
     order by p.n
+    returning id
     """
 )
 
@@ -47,52 +47,27 @@ async def record(
     resource_type: str,
     resource_id: str | None,
     patient_ids: Iterable[uuid.UUID | None],
-) -> None:
-    """One record per patient touched (a list or search touches many), in one statement."""
+) -> list[int]:
+    """One record per patient touched (a list or search touches many), in one statement; the
+    records' ids, in the patients' order."""
     patients = list(patient_ids)
-    if patients:
-        await session.execute(
-            _RECORD,
-            {
-                "actor_sub": actor.staff.sub,
-                "actor_name": actor.staff.name,
-                "actor_hpr": actor.staff.hpr,
-                "actor_org": actor.staff.orgnr,
-                "action": action,
-                "resource_type": resource_type,
-                "resource_id": resource_id,
-                "patient_ids": patients,
-                "request_id": actor.request_id,
-            },
-        )
-
-
-async def record_one(
-    session: AsyncSession,
-    actor: Actor,
-    action: str,
-    resource_type: str,
-    resource_id: str | None,
-    patient_id: uuid.UUID,
-) -> int:
-    """One record, returning its id."""
-    record_id = await session.scalar(
-        insert(AuditRecord)
-        .values(
-            actor_sub=actor.staff.sub,
-            actor_name=actor.staff.name,
-            actor_hpr=actor.staff.hpr,
-            actor_org=actor.staff.orgnr,
-            action=action,
-            resource_type=resource_type,
-            resource_id=resource_id,
-            patient_id=patient_id,
-            request_id=actor.request_id,
-        )
-        .returning(AuditRecord.id)
+    if not patients:
+        return []
+    ids = await session.scalars(
+        _RECORD,
+        {
+            "actor_sub": actor.staff.sub,
+            "actor_name": actor.staff.name,
+            "actor_hpr": actor.staff.hpr,
+            "actor_org": actor.staff.orgnr,
+            "action": action,
+            "resource_type": resource_type,
+            "resource_id": resource_id,
+            "patient_ids": patients,
+            "request_id": actor.request_id,
+        },
     )
-    assert record_id is not None
-    return int(record_id)
+    return sorted(ids)  # ids follow the insert's order (an identity column)
 
 
 async def history(
@@ -149,7 +124,7 @@ async def patient_history(
     `limit` + 1 records, the last only saying there is more."""
     actor.staff.require(Role.admin)
     await access.require_patient(session, actor.staff, patient_id)
-    this_reading = await record_one(session, actor, "read", "AuditTrail", str(patient_id), patient_id)
+    (this_reading,) = await record(session, actor, "read", "AuditTrail", str(patient_id), [patient_id])
     last_shown, until = after if after is not None else (None, this_reading)
     found: list[AuditOut] = []
     while True:

@@ -16,13 +16,13 @@ from pydantic import BaseModel
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from api import errors
-from api.fhir.router import router as fhir_router
-from api.routers import alerts, audit, course, devices, gateways, patients, rejected, thresholds
-from api.stream import EventHub
-from api.web import router as web
-from api.web.oidc import OidcClient
 from rpm.access.tokens import TokenVerifier
+from rpm.api import errors
+from rpm.api.fhir.router import router as fhir_router
+from rpm.api.routers import alerts, audit, course, devices, gateways, patients, rejected, thresholds
+from rpm.api.stream import EventHub
+from rpm.api.web import router as web
+from rpm.api.web.oidc import OidcClient
 from rpm.config import Settings
 from rpm.db import create_engine, database_url, require_migrated, session_factory
 

@@ -52,7 +52,7 @@ def is_page(request: Request) -> bool:
 
 def render(request: Request, status: int, code: str, detail: str) -> Response:
     if is_page(request):
-        from api.web.errors import render_page  # the page's templates load only where pages are asked for
+        from rpm.api.web.errors import render_page  # the page's templates load only where pages are asked for
 
         return render_page(request, status, code, detail)
     headers = {"WWW-Authenticate": 'Bearer error="invalid_token"'} if status == 401 else None

@@ -7,7 +7,7 @@ import signal
 
 import uvicorn
 
-from api.app import create_app
+from rpm.api.app import create_app
 from rpm.config import Settings
 from rpm.db import create_engine, require_migrated
 from rpm.runtime import tune_garbage_collection

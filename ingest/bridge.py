@@ -120,10 +120,13 @@ class MqttBridge:
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
         self.client.on_subscribe = self._on_subscribe
+        if settings.mqtt_username:
+            password = settings.mqtt_password.get_secret_value() if settings.mqtt_password else None
+            self.client.username_pw_set(settings.mqtt_username, password)
         root = settings.mqtt_topic_root
-        group = f"$share/{settings.mqtt_share_group}"
-        self.subscription = f"{group}/{root}/gateways/+/measurements"
-        self.status_subscription = f"{group}/{root}/gateways/+/status"
+        group = f"$share/{settings.mqtt_share_group}/" if settings.mqtt_share_group else ""
+        self.subscription = f"{group}{root}/gateways/+/measurements"
+        self.status_subscription = f"{group}{root}/gateways/+/status"
 
     # -- lifecycle -----------------------------------------------------------------
 

@@ -19,12 +19,12 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from ingest.bridge import Delivery, Handoff, MqttBridge
-from ingest.metrics import IngestMetrics, serve
 from rpm.alerts import service as alerts
 from rpm.config import Settings
 from rpm.db import create_engine, require_migrated, session_factory
 from rpm.gateways import repository as gateways
+from rpm.ingest.bridge import Delivery, Handoff, MqttBridge
+from rpm.ingest.metrics import IngestMetrics, serve
 from rpm.observations.service import MessageOutcome, RulesReport, record_messages
 from rpm.runtime import tune_garbage_collection
 

@@ -19,12 +19,12 @@ import pytest
 import uvicorn
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from api.app import create_app
-from api.deps import get_session
-from ingest.worker import IngestWorker
 from rpm.access.tokens import mint_dev_token
+from rpm.api.app import create_app
+from rpm.api.deps import get_session
 from rpm.config import Settings
 from rpm.db import create_engine, session_factory
+from rpm.ingest.worker import IngestWorker
 from rpm.migrations import upgrade
 from rpm.organisations.models import Organisation
 from tests.fixtures.mqtt import Gateway
@@ -100,7 +100,7 @@ async def client(settings: Settings, engine: AsyncEngine, session: AsyncSession)
     app = create_app(settings, engine=engine)
 
     async def test_session() -> AsyncIterator[AsyncSession]:
-        # Like api.deps.get_session, inside the test's transaction: commit releases the
+        # Like rpm.api.deps.get_session, inside the test's transaction: commit releases the
         # savepoint, rollback returns to it; the whole test transaction rolls back at the end.
         try:
             yield session

@@ -16,10 +16,10 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 
-from api.deps import ActorDep, SessionDep
-from api.errors import FHIR_JSON
-from api.fhir import search
-from api.pagination import Cursor, Moment
+from rpm.api.deps import ActorDep, SessionDep
+from rpm.api.errors import FHIR_JSON
+from rpm.api.fhir import search
+from rpm.api.pagination import Cursor, Moment
 from rpm.devices import service as devices
 from rpm.errors import InvalidInput, NotFound
 from rpm.fhir.resources import capability_statement, device_resource, patient_resource, searchset

@@ -11,14 +11,14 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import StreamingResponse
 
-from api.deps import ActorDep, SessionDep, SettingsDep
-from api.pagination import Cursor, CursorParam, LimitParam, Moment, Page, Rank
-from api.stream import Visibility, sse
 from rpm.access import service as access
 from rpm.access.repository import visible_patient_ids
 from rpm.alerts import events, service
 from rpm.alerts.models import ACTIVE, AlertStatus
 from rpm.alerts.schemas import AlertDetail, AlertItem, ResolveIn
+from rpm.api.deps import ActorDep, SessionDep, SettingsDep
+from rpm.api.pagination import Cursor, CursorParam, LimitParam, Moment, Page, Rank
+from rpm.api.stream import Visibility, sse
 from rpm.audit.service import record
 from rpm.errors import InvalidInput
 

@@ -8,8 +8,8 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Header, Query
 from fastapi.responses import Response
 
-from api.deps import ActorDep, SessionDep
-from api.pagination import Cursor, CursorParam, LimitParam, Moment, Page, RecordId
+from rpm.api.deps import ActorDep, SessionDep
+from rpm.api.pagination import Cursor, CursorParam, LimitParam, Moment, Page, RecordId
 from rpm.audit import service
 from rpm.audit.schemas import AuditOut
 

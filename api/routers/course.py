@@ -8,7 +8,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from api.deps import ActorDep, SessionDep, SettingsDep
+from rpm.api.deps import ActorDep, SessionDep, SettingsDep
 from rpm.errors import InvalidInput
 from rpm.norway import plausible_time
 from rpm.trends import service

@@ -7,8 +7,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from api.deps import ActorDep, SessionDep
-from api.pagination import Cursor, CursorParam, Key, LimitParam, Page
+from rpm.api.deps import ActorDep, SessionDep
+from rpm.api.pagination import Cursor, CursorParam, Key, LimitParam, Page
 from rpm.devices import service
 from rpm.devices.schemas import AssignmentIn, AssignmentOut, DeviceCreate, DeviceDetail, DeviceListItem, DeviceOut
 from rpm.fhir.codes import ReadingTypeName

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from api.deps import ActorDep, SessionDep
-from api.pagination import Cursor, CursorParam, Key, LimitParam, Page
+from rpm.api.deps import ActorDep, SessionDep
+from rpm.api.pagination import Cursor, CursorParam, Key, LimitParam, Page
 from rpm.gateways import service
 from rpm.gateways.schemas import GatewayCreate, GatewayOut
 

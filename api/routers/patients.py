@@ -8,8 +8,8 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
 
-from api.deps import ActorDep, SessionDep, SettingsDep
-from api.pagination import Cursor, CursorParam, Key, LimitParam, Moment, Page, Rank
+from rpm.api.deps import ActorDep, SessionDep, SettingsDep
+from rpm.api.pagination import Cursor, CursorParam, Key, LimitParam, Moment, Page, Rank
 from rpm.errors import InvalidInput
 from rpm.patients import service
 from rpm.patients.repository import FAR_FUTURE, FAR_PAST, WorklistKey

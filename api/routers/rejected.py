@@ -7,8 +7,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from api.deps import ActorDep, SessionDep
-from api.pagination import Cursor, CursorParam, LimitParam, Moment, Page
+from rpm.api.deps import ActorDep, SessionDep
+from rpm.api.pagination import Cursor, CursorParam, LimitParam, Moment, Page
 from rpm.observations.readings import Reason
 from rpm.rejections import service
 from rpm.rejections.schemas import RejectedOut, ReprocessIn, ReprocessOut

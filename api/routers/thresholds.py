@@ -8,7 +8,7 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from api.deps import ActorDep, SessionDep
+from rpm.api.deps import ActorDep, SessionDep
 from rpm.rules import service
 from rpm.rules.schemas import EffectiveThresholdsOut, ThresholdsChange, ThresholdsPreviewIn, ThresholdsPreviewOut
 

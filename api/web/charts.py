@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from api.web import present
+from rpm.api.web import present
 from rpm.fhir.codes import READING_TYPES
 from rpm.rules.bands import Level, judge
 from rpm.rules.thresholds import bands_from_dict

@@ -11,7 +11,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api.deps import SessionDep, SettingsDep
+from rpm.api.deps import SessionDep, SettingsDep
 from rpm.audit.service import Actor
 from rpm.errors import Forbidden, NotAuthenticated
 from rpm.sessions import service as sessions

@@ -7,7 +7,7 @@ from urllib.parse import quote, urlsplit
 from fastapi import Request
 from fastapi.responses import RedirectResponse, Response
 
-from api.web.render import page
+from rpm.api.web.render import page
 
 MESSAGES = {401: "sign_in.expired", 403: "error.forbidden", 404: "error.not_found"}
 

@@ -10,7 +10,7 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from api.web.texts import DEFAULT_LANGUAGE, text
+from rpm.api.web.texts import DEFAULT_LANGUAGE, text
 from rpm.norway import OSLO
 
 TEMPLATES = Path(__file__).parent / "templates"

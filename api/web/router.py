@@ -9,8 +9,8 @@ import pkgutil
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from api.web import pages
-from api.web.render import STATIC
+from rpm.api.web import pages
+from rpm.api.web.render import STATIC
 
 
 def install(app: FastAPI) -> None:

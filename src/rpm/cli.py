@@ -13,6 +13,7 @@ import importlib
 import logging
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from pydantic import ValidationError
 
@@ -38,14 +39,28 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 
 def cmd_api(args: argparse.Namespace) -> int:
-    server = importlib.import_module("api.server")
+    server = importlib.import_module("rpm.api.server")
     return int(server.serve(_settings(), host=args.host, port=args.port))
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
-    worker = importlib.import_module("ingest.worker")
+    worker = importlib.import_module("rpm.ingest.worker")
     asyncio.run(worker.run_worker(_settings()))
     return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    demo = importlib.import_module("rpm.simulator.demo")
+    return int(
+        demo.main(
+            port=args.port,
+            patients=args.patients,
+            seed=args.seed,
+            speed=args.speed,
+            data_dir=args.data_dir,
+            broker=args.broker,
+        )
+    )
 
 
 def cmd_organisations_add(args: argparse.Namespace) -> int:
@@ -134,6 +149,24 @@ def parser() -> argparse.ArgumentParser:
     api.set_defaults(run=cmd_api)
 
     sub.add_parser("ingest", help="run the MQTT ingest worker").set_defaults(run=cmd_ingest)
+
+    demo = sub.add_parser(
+        "demo",
+        help="the whole service with a simulated cohort measuring live: embedded PostgreSQL and broker unless "
+        "RPM_DATABASE_URL / RPM_MQTT_URL are set; Ctrl-C stops it",
+    )
+    demo.add_argument("--port", type=int, default=8000, help="the staff API's and web page's port")
+    demo.add_argument("--patients", type=int, default=25)
+    demo.add_argument("--seed", type=int, default=1, help="the same seed gives the same cohort and readings")
+    demo.add_argument("--speed", type=float, default=60.0, help="simulated time runs this many times faster")
+    demo.add_argument(
+        "--broker",
+        choices=["auto", "mosquitto", "embedded"],
+        default="auto",
+        help="without RPM_MQTT_URL: a mosquitto from the PATH (auto, where found) or the embedded pure-Python broker",
+    )
+    demo.add_argument("--data-dir", type=Path, default=Path(".rpm-demo"), help="the embedded database and logs")
+    demo.set_defaults(run=cmd_demo)
 
     organisations = sub.add_parser("organisations", help="organisations of the health community")
     org_sub = organisations.add_subparsers(dest="action", required=True)

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Annotated
 from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -36,7 +36,12 @@ class Settings(BaseSettings):
     mqtt_url: str = "mqtt://127.0.0.1:1883"
     mqtt_protocol: MqttProtocol = MqttProtocol.v5
     mqtt_client_id: Annotated[str, Field(min_length=1, max_length=64)] = "rpm-ingest-1"
-    mqtt_share_group: Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,64}$")] = "rpm-ingest"
+    # Empty means a plain subscription: one worker only, on a broker without shared
+    # subscriptions (the demo's embedded broker).
+    mqtt_share_group: Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{0,64}$")] = "rpm-ingest"
+    # The broker's password file and ACL name the workers' user (deploy/mosquitto/).
+    mqtt_username: str | None = None
+    mqtt_password: SecretStr | None = None
     # The contract's topics start with rpm/v1; a prefix lets several test or staging
     # deployments share one broker without seeing each other's gateways.
     mqtt_topic_root: str = "rpm/v1"

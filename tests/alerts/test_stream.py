@@ -14,8 +14,8 @@ from typing import Any
 import httpx
 import pytest
 
-from api import stream
 from rpm.alerts import events
+from rpm.api import stream
 from rpm.config import Settings
 from rpm.db import session_factory
 from tests.alerts.test_scenario import enrol, send

@@ -24,16 +24,16 @@ from fastapi.routing import iter_route_contexts
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api.app import create_app
-from api.fhir.router import SEARCH_CURSOR
-from api.pagination import Cursor, Page
-from api.routers.alerts import QUEUE_CURSOR
-from api.routers.audit import AUDIT_CURSOR
-from api.routers.devices import DEVICE_CURSOR
-from api.routers.gateways import GATEWAY_CURSOR
-from api.routers.patients import WORKLIST_CURSOR
-from api.routers.rejected import REJECTED_CURSOR
 from rpm.alerts.models import Alert, AlertStatus, ResolutionOutcome
+from rpm.api.app import create_app
+from rpm.api.fhir.router import SEARCH_CURSOR
+from rpm.api.pagination import Cursor, Page
+from rpm.api.routers.alerts import QUEUE_CURSOR
+from rpm.api.routers.audit import AUDIT_CURSOR
+from rpm.api.routers.devices import DEVICE_CURSOR
+from rpm.api.routers.gateways import GATEWAY_CURSOR
+from rpm.api.routers.patients import WORKLIST_CURSOR
+from rpm.api.routers.rejected import REJECTED_CURSOR
 from rpm.config import Settings
 from rpm.errors import InvalidInput
 from tests.api.helpers import (

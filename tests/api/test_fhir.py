@@ -7,7 +7,7 @@ from datetime import datetime
 
 import pytest
 
-from api.fhir.search import BadSearch, date_bounds
+from rpm.api.fhir.search import BadSearch, date_bounds
 from tests.api.fhir_checks import (
     fhir_json,
     link,

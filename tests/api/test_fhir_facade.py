@@ -25,8 +25,8 @@ from fastapi.routing import iter_route_contexts
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api.app import create_app
-from api.fhir.search import RESOURCES
+from rpm.api.app import create_app
+from rpm.api.fhir.search import RESOURCES
 from rpm.audit.models import AuditRecord
 from rpm.config import Settings
 from rpm.observations.models import Observation

@@ -21,9 +21,9 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from ingest.worker import IngestWorker
 from rpm.gateways import repository as gateways
 from rpm.gateways.models import Gateway as RegisteredGateway
+from rpm.ingest.worker import IngestWorker
 from rpm.organisations.models import Organisation
 from tests.api.helpers import assert_error, new_organisation, parse_time, raw_cursor, unique
 from tests.conftest import ORG_A, ORG_B

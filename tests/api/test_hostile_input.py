@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from api.errors import FHIR_JSON
+from rpm.api.errors import FHIR_JSON
 from tests.api.helpers import assign, enrol, raw_cursor, register, unique
 from tests.conftest import ORG_A
 

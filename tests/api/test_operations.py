@@ -6,7 +6,7 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from api.app import create_app
+from rpm.api.app import create_app
 from tests.conftest import ORG_A
 
 

@@ -27,8 +27,8 @@ from playwright.async_api import Browser, BrowserContext, Page, expect
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from api.app import create_app
 from rpm.access.staff import Role
+from rpm.api.app import create_app
 from rpm.config import Settings
 from rpm.organisations.models import Organisation
 from rpm.patients.models import CareTeamMember, Patient

@@ -14,12 +14,12 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from ingest.worker import IngestWorker
 from rpm.config import MqttProtocol, Settings
 from rpm.devices import repository as devices
 from rpm.devices.models import DeviceAssignment
 from rpm.errors import ServiceUnavailable
 from rpm.gateways.models import GatewayStatus
+from rpm.ingest.worker import IngestWorker
 from rpm.observations.models import Observation
 from rpm.rejections.models import RejectedReading
 from tests.conftest import ORG_A

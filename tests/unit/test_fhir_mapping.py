@@ -19,7 +19,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from api.fhir.search import RESOURCES
+from rpm.api.fhir.search import RESOURCES
 from rpm.devices.models import Device
 from rpm.fhir.observation import observation_resource
 from rpm.fhir.resources import (

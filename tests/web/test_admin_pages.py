@@ -21,8 +21,8 @@ import pytest
 from fastapi.routing import APIRoute
 from sqlalchemy import select
 
-from api.web import pages
-from api.web.texts import admin as admin_texts
+from rpm.api.web import pages
+from rpm.api.web.texts import admin as admin_texts
 from rpm.audit.models import AuditRecord
 from rpm.devices.models import Device, DeviceAssignment
 from rpm.gateways.models import Gateway

@@ -16,9 +16,9 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from api.web.texts import TEXTS
-from api.web.texts import alert as alert_texts
 from rpm.alerts.models import Alert, ResolutionOutcome
+from rpm.api.web.texts import TEXTS
+from rpm.api.web.texts import alert as alert_texts
 from rpm.audit.models import AuditRecord
 from tests.alerts.test_lifecycle import MINUTE, T0, Enrolled, enrol, send, the_alert
 from tests.conftest import ORG_A, ORG_B

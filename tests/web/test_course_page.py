@@ -299,9 +299,9 @@ async def test_the_reads_are_audited_and_english_is_offered(client, tokens, sess
 
 
 def test_every_course_and_thresholds_text_is_in_both_languages_and_every_key_used_exists():
-    from api.web.texts import TEXTS
-    from api.web.texts import course as course_texts
-    from api.web.texts import thresholds as thresholds_texts
+    from rpm.api.web.texts import TEXTS
+    from rpm.api.web.texts import course as course_texts
+    from rpm.api.web.texts import thresholds as thresholds_texts
 
     for table in (course_texts, thresholds_texts):
         assert set(table.NB) == set(table.EN)

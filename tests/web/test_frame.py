@@ -13,9 +13,9 @@ import hashlib
 import re
 from pathlib import Path
 
-from api.web.render import STATIC, TEMPLATES
-from api.web.texts import TEXTS
 from rpm.access.staff import Role
+from rpm.api.web.render import STATIC, TEMPLATES
+from rpm.api.web.texts import TEXTS
 from rpm.fhir.codes import CODES_BY_LOINC, READING_TYPES
 from tests.api.helpers import new_organisation
 
@@ -70,7 +70,7 @@ def test_vendored_files_are_those_listed_with_their_licences():
 
 
 async def test_a_worklist_longer_than_a_screen_says_it_shows_the_first(client, tokens, session, monkeypatch):
-    from api.web.pages import worklist
+    from rpm.api.web.pages import worklist
     from tests.api.helpers import enrol
 
     org = await new_organisation(session)

@@ -16,9 +16,9 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse
 from pydantic import ValidationError
 
-from api.web.deps import WebActor
-from api.web.render import page
 from rpm.access.staff import Role
+from rpm.api.web.deps import WebActor
+from rpm.api.web.render import page
 from rpm.audit.service import Actor
 from rpm.norway import OSLO
 

@@ -15,11 +15,11 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api.deps import SessionDep
-from api.pagination import Cursor, Key, Page
-from api.web.deps import attempt
-from api.web.pages.admin import AdminActor, Errors, admin_page, flat_errors, oslo_time
-from api.web.render import page
+from rpm.api.deps import SessionDep
+from rpm.api.pagination import Cursor, Key, Page
+from rpm.api.web.deps import attempt
+from rpm.api.web.pages.admin import AdminActor, Errors, admin_page, flat_errors, oslo_time
+from rpm.api.web.render import page
 from rpm.audit.service import Actor
 from rpm.devices import service as devices
 from rpm.devices.schemas import AssignmentIn, DeviceCreate, DeviceListItem

@@ -11,11 +11,11 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api.deps import SessionDep
-from api.pagination import Cursor, Key, Page
-from api.web.deps import attempt
-from api.web.pages.admin import AdminActor, Errors, admin_page, flat_errors
-from api.web.render import page
+from rpm.api.deps import SessionDep
+from rpm.api.pagination import Cursor, Key, Page
+from rpm.api.web.deps import attempt
+from rpm.api.web.pages.admin import AdminActor, Errors, admin_page, flat_errors
+from rpm.api.web.render import page
 from rpm.audit.service import Actor
 from rpm.errors import Conflict
 from rpm.gateways import service as gateways

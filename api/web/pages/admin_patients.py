@@ -14,11 +14,11 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
-from api.deps import SessionDep
-from api.web.deps import attempt
-from api.web.pages.admin import AdminActor, Errors, admin_page, message_for
-from api.web.render import page
 from rpm import norway
+from rpm.api.deps import SessionDep
+from rpm.api.web.deps import attempt
+from rpm.api.web.pages.admin import AdminActor, Errors, admin_page, message_for
+from rpm.api.web.render import page
 from rpm.errors import Conflict, InvalidInput
 from rpm.fhir.codes import READING_TYPES
 from rpm.organisations import repository as organisations

@@ -12,10 +12,10 @@ from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api.deps import SessionDep
-from api.pagination import Cursor, Moment, Page
-from api.web.pages.admin import AdminActor, admin_page
-from api.web.render import page
+from rpm.api.deps import SessionDep
+from rpm.api.pagination import Cursor, Moment, Page
+from rpm.api.web.pages.admin import AdminActor, admin_page
+from rpm.api.web.render import page
 from rpm.audit.service import Actor
 from rpm.errors import InvalidInput, NotFound
 from rpm.observations.readings import Reason

@@ -16,13 +16,13 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api.deps import SessionDep
-from api.web import present
-from api.web.deps import WebActor
-from api.web.render import page
 from rpm.alerts import service as alerts
 from rpm.alerts.models import ResolutionOutcome
 from rpm.alerts.schemas import AlertItem, HistoryEntry, ResolveIn
+from rpm.api.deps import SessionDep
+from rpm.api.web import present
+from rpm.api.web.deps import WebActor
+from rpm.api.web.render import page
 from rpm.audit.service import Actor
 from rpm.errors import Conflict
 from rpm.patients import service as patients

@@ -13,10 +13,10 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from api.deps import SessionDep, SettingsDep
-from api.web.deps import SESSION_COOKIE, SIGN_IN_COOKIE, SignedIn, check_csrf, current_session
-from api.web.render import page
 from rpm.access.staff import Role, Staff, staff_from_claims
+from rpm.api.deps import SessionDep, SettingsDep
+from rpm.api.web.deps import SESSION_COOKIE, SIGN_IN_COOKIE, SignedIn, check_csrf, current_session
+from rpm.api.web.render import page
 from rpm.config import Environment, Settings
 from rpm.errors import Forbidden, NotAuthenticated
 from rpm.organisations import repository as organisations

@@ -12,11 +12,11 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api.deps import SessionDep, SettingsDep
-from api.web import charts, present
-from api.web.deps import WebActor
-from api.web.render import page
-from api.web.texts import DEFAULT_LANGUAGE, text
+from rpm.api.deps import SessionDep, SettingsDep
+from rpm.api.web import charts, present
+from rpm.api.web.deps import WebActor
+from rpm.api.web.render import page
+from rpm.api.web.texts import DEFAULT_LANGUAGE, text
 from rpm.audit.service import Actor
 from rpm.errors import InvalidInput
 from rpm.norway import OSLO

@@ -18,13 +18,13 @@ from pydantic_core import ErrorDetails
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import FormData
 
-from api.deps import SessionDep
-from api.web import charts, present
-from api.web.deps import WebActor, attempt
-from api.web.pages.course import chart_trend, language_of, period, texts_of
-from api.web.render import page
 from rpm.access import service as access
 from rpm.access.staff import Role, Staff
+from rpm.api.deps import SessionDep
+from rpm.api.web import charts, present
+from rpm.api.web.deps import WebActor, attempt
+from rpm.api.web.pages.course import chart_trend, language_of, period, texts_of
+from rpm.api.web.render import page
 from rpm.audit.service import Actor
 from rpm.errors import Conflict, InvalidInput
 from rpm.fhir.codes import CODES_BY_LOINC, READING_TYPES

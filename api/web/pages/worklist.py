@@ -10,12 +10,12 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, StreamingResponse
 
-from api.deps import SessionDep, SettingsDep
-from api.stream import Visibility
-from api.web import present
-from api.web.deps import SESSION_COOKIE, SignedIn, WebActor
-from api.web.render import page
 from rpm.access import service as access
+from rpm.api.deps import SessionDep, SettingsDep
+from rpm.api.stream import Visibility
+from rpm.api.web import present
+from rpm.api.web.deps import SESSION_COOKIE, SignedIn, WebActor
+from rpm.api.web.render import page
 from rpm.organisations import repository as organisations
 from rpm.patients import service as patients
 from rpm.patients.schemas import CONDITIONS, Condition

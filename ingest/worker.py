@@ -56,7 +56,7 @@ class IngestWorker:
         await require_migrated(self.engine)
         self.sessions = session_factory(self.engine)
         if self.settings.metrics_port:
-            serve(self.metrics, self.settings.metrics_port, self.ready)
+            serve(self.metrics, self.settings.metrics_port, self.ready, self.settings.metrics_host)
         loop = asyncio.get_running_loop()
         self.queue = Handoff(loop, self.settings.ingest_queue_messages)
         self.bridge = MqttBridge(self.settings, self.queue, loop)

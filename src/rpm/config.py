@@ -57,6 +57,8 @@ class Settings(BaseSettings):
     ingest_queue_messages: Annotated[int, Field(ge=1)] = 5000
     ingest_drain_seconds: Annotated[float, Field(ge=0)] = 10.0
     metrics_port: Annotated[int, Field(ge=0, le=65535)] = 9464
+    # 0.0.0.0 in a container, so Prometheus beside it can scrape the worker.
+    metrics_host: str = "127.0.0.1"
     # How often a worker writes down when each gateway last sent a message.
     gateway_activity_seconds: Annotated[float, Field(gt=0, le=300)] = 10.0
 

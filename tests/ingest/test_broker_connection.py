@@ -127,3 +127,16 @@ async def test_an_empty_share_group_subscribes_plainly_and_readings_are_stored(s
 def test_a_share_group_of_other_characters_is_refused(settings: Settings):
     with pytest.raises(ValueError, match="mqtt_share_group"):
         Settings.model_validate(settings.model_dump() | {"mqtt_share_group": "a/b"})
+
+
+async def test_the_metrics_listen_on_the_configured_address(settings: Settings):
+    """RPM_METRICS_HOST: a container sets 0.0.0.0 so Prometheus beside it can scrape the worker.
+    127.0.0.2 stands in here: it answers there and not on 127.0.0.1."""
+    port = free_port()
+    worker = IngestWorker(settings.model_copy(update={"metrics_port": port, "metrics_host": "127.0.0.2"}))
+    task = await _started(worker)
+    try:
+        assert reachable("127.0.0.2", port)
+        assert not reachable("127.0.0.1", port)
+    finally:
+        await _stopped(worker, task)

@@ -63,6 +63,27 @@ def cmd_demo(args: argparse.Namespace) -> int:
     )
 
 
+def cmd_simulate(args: argparse.Namespace) -> int:
+    run = importlib.import_module("rpm.simulator.run")
+    options = run.options_from_env(
+        mqtt_url=args.mqtt_url,
+        topic_root=args.topic_root,
+        protocol=args.protocol,
+        patients=args.patients,
+        seed=args.seed,
+        days=args.days,
+        speed=args.speed,
+        duration=args.duration,
+        ground_truth=args.ground_truth,
+        enrol_api=args.enrol_api,
+        token=args.token,
+        organisations=args.organisation,
+        serial_prefix=args.serial_prefix,
+        resend_after=args.resend_after,
+    )
+    return int(run.main(options))
+
+
 def cmd_organisations_add(args: argparse.Namespace) -> int:
     from rpm.organisations import service
 
@@ -167,6 +188,48 @@ def parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--data-dir", type=Path, default=Path(".rpm-demo"), help="the embedded database and logs")
     demo.set_defaults(run=cmd_demo)
+
+    simulate = sub.add_parser(
+        "simulate",
+        help="the reference gateway: a simulated cohort's gateways publish its history, then live readings, "
+        "to any broker, following the gateway contract end to end; Ctrl-C stops",
+    )
+    simulate.add_argument("--mqtt-url", default=None, help="mqtt://host:port (default: RPM_MQTT_URL)")
+    simulate.add_argument("--topic-root", default=None, help="default: RPM_MQTT_TOPIC_ROOT or rpm/v1")
+    simulate.add_argument("--protocol", choices=["5", "3.1.1"], default=None, help="MQTT version (default 5)")
+    simulate.add_argument("--patients", type=int, default=25)
+    simulate.add_argument("--seed", type=int, default=1, help="the same seed gives the same cohort and readings")
+    simulate.add_argument(
+        "--days",
+        type=float,
+        default=90.0,
+        help="history before now, published with its own times as fast as acks allow",
+    )
+    simulate.add_argument(
+        "--speed", type=float, default=60.0, help="live: simulated time runs this many times faster than the clock"
+    )
+    simulate.add_argument(
+        "--duration", type=float, default=None, help="seconds to publish live (default: until Ctrl-C; 0: no live part)"
+    )
+    simulate.add_argument(
+        "--ground-truth", default=None, metavar="FILE", help="write the injected episodes, JSON lines"
+    )
+    simulate.add_argument(
+        "--enrol-api", default=None, metavar="URL", help="enrol the cohort through this staff API first"
+    )
+    simulate.add_argument("--token", default=None, help="an admin's bearer token for --enrol-api")
+    simulate.add_argument(
+        "--organisation",
+        action="append",
+        default=[],
+        metavar="ORGNR",
+        help="the care team (repeat); the first is the admin's",
+    )
+    simulate.add_argument("--serial-prefix", default="SIM", help="device serials start with it")
+    simulate.add_argument(
+        "--resend-after", type=float, default=60.0, help="seconds to wait for an ack before resending"
+    )
+    simulate.set_defaults(run=cmd_simulate)
 
     organisations = sub.add_parser("organisations", help="organisations of the health community")
     org_sub = organisations.add_subparsers(dest="action", required=True)

@@ -102,7 +102,7 @@ class Patient:
 
 def setup_database(database: str, count: int, rng: random.Random) -> list[Patient]:
     """Like bench/ingest.py's, but every patient has one SpO2 device and every third has COPD."""
-    org_id = bi.create_database(database)
+    org_id = bi.create_database(bi.Setup(database, existing=False, names=bi.Names(), gateway_ids=[]))
     enrolments = []
     for number, (identifier, born) in enumerate(bi.identity_numbers(count, rng)):
         device = bi.BenchDevice(f"BENCH-OX-{number:05d}", "spo2", "Nonin", "3230", rng.random())

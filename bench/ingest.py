@@ -126,6 +126,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import paho.mqtt.client as mqtt
 import psutil
@@ -139,9 +140,14 @@ PROJECT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT))  # for tests.fixtures.identity
 
 # Everything is local; these are deliberately not options.
-PG_HOST, PG_PORT = "127.0.0.1", 5432
-PG_MAINTENANCE = f"postgresql://postgres@{PG_HOST}:{PG_PORT}/postgres"
-BROKER_HOST, BROKER_PORT = "127.0.0.1", 1883
+# The local servers, unless a test session that runs a benchmark names its own (on a machine
+# without them it starts an embedded PostgreSQL and a mosquitto of its own).
+PG_MAINTENANCE = os.environ.get("BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+PG_HOST, PG_PORT = urlsplit(PG_MAINTENANCE).hostname or "localhost", urlsplit(PG_MAINTENANCE).port or 5432
+BROKER_HOST, BROKER_PORT = (
+    urlsplit(os.environ.get("BENCH_MQTT_URL", "mqtt://127.0.0.1:1883")).hostname or "127.0.0.1",
+    urlsplit(os.environ.get("BENCH_MQTT_URL", "mqtt://127.0.0.1:1883")).port or 1883,
+)
 
 RPM = Path(sys.executable).parent / "rpm"
 ORGNR = "974600951"
@@ -201,7 +207,8 @@ class BenchDevice:
 
 
 def db_url(name: str) -> str:
-    return f"postgresql://postgres@{PG_HOST}:{PG_PORT}/{name}"
+    base, _, query = PG_MAINTENANCE.partition("?")
+    return base.rsplit("/", 1)[0] + "/" + name + (f"?{query}" if query else "")
 
 
 def rpm_env(database: str, extra: dict[str, str] | None = None) -> dict[str, str]:

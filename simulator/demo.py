@@ -22,14 +22,15 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import ExitStack, asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO
 
 import httpx
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 log = logging.getLogger("rpm.demo")
 
@@ -313,38 +314,35 @@ class Demo:
         }
 
 
-async def _execute(url: str, *statements: str) -> None:
-    """Statements outside a transaction (CREATE DATABASE cannot run in one)."""
+@asynccontextmanager
+async def _engine(url: str) -> AsyncIterator[AsyncEngine]:
     from rpm.config import Settings
     from rpm.db import create_engine
 
     engine = create_engine(Settings(database_url=url), "rpm-demo", url=url)
     try:
-        async with engine.connect() as connection:
-            autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
-            for statement in statements:
-                await autocommit.exec_driver_sql(statement)
+        yield engine
     finally:
         await engine.dispose()
+
+
+async def _execute(url: str, *statements: str) -> None:
+    """Statements outside a transaction (CREATE DATABASE cannot run in one)."""
+    async with _engine(url) as engine, engine.connect() as connection:
+        autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
+        for statement in statements:
+            await autocommit.exec_driver_sql(statement)
 
 
 async def _backdate_enrolment(url: str, patient_ids: list[str], enrolled_at: datetime) -> None:
     from sqlalchemy import update
 
-    from rpm.config import Settings
-    from rpm.db import create_engine, session_factory
+    from rpm.db import session_factory
     from rpm.patients.models import Patient
 
-    engine = create_engine(Settings(database_url=url), "rpm-demo", url=url)
-    try:
-        async with session_factory(engine)() as session, session.begin():
-            await session.execute(
-                update(Patient)
-                .where(Patient.id.in_([uuid.UUID(i) for i in patient_ids]))
-                .values(created_at=enrolled_at)
-            )
-    finally:
-        await engine.dispose()
+    async with _engine(url) as engine, session_factory(engine)() as session, session.begin():
+        ids = [uuid.UUID(i) for i in patient_ids]
+        await session.execute(update(Patient).where(Patient.id.in_(ids)).values(created_at=enrolled_at))
 
 
 def _healthy(base: str) -> bool:

@@ -563,7 +563,7 @@ def throughput(
     try:
         gateways.connect()
         devices = [p.device for p in patients]
-        bi.warm_up(gateways, [worker], devices, root=root, gateway_count=20, rng=rng)
+        bi.warm_up(gateways, [worker], devices, root=root, gateway_count=20, rng=rng, names=bi.Names())
         messages = bi.make_messages(
             name, args.readings, THROUGHPUT_BATCH, root=root, gateways=20, devices=devices, rng=rng, breach_share=0.02
         )

@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 
 import httpx
 from fastapi import FastAPI, Request, Response
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from pydantic import BaseModel
@@ -17,8 +18,9 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from rpm.access.tokens import TokenVerifier
-from rpm.api import errors
+from rpm.api import errors, security
 from rpm.api.fhir.router import router as fhir_router
+from rpm.api.openapi import document_errors
 from rpm.api.routers import alerts, audit, course, devices, gateways, patients, rejected, thresholds
 from rpm.api.stream import EventHub
 from rpm.api.web import router as web
@@ -77,6 +79,9 @@ def create_app(settings: Settings, *, engine: AsyncEngine | None = None) -> Fast
     app.state.settings = settings
     app.state.metrics = metrics = ApiMetrics()
     errors.install(app)
+    # Added before the middleware below, so it runs inside it: a refused body still gets the
+    # request id and the security headers.
+    app.add_middleware(security.BodyLimit, limit=settings.api_max_body_bytes)
 
     @app.middleware("http")
     async def request_id_and_metrics(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
@@ -92,7 +97,18 @@ def create_app(settings: Settings, *, engine: AsyncEngine | None = None) -> Fast
         metrics.requests.labels(route, str(response.status_code)).inc()
         metrics.latency.labels(route).observe(time.perf_counter() - started)
         response.headers["X-Request-ID"] = request.state.request_id
+        security.add_headers(request, response, settings)
         return response
+
+    if settings.cors_origin_list:
+        # Outermost, so a preflight is answered before anything else; only the named origins.
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origin_list,
+            allow_methods=["GET", "POST", "PUT", "PATCH"],
+            allow_headers=["Authorization", "Content-Type", "Last-Event-ID", "X-Request-ID"],
+            expose_headers=["X-Request-ID"],
+        )
 
     app.include_router(patients.router)
     app.include_router(course.router)
@@ -127,4 +143,5 @@ def create_app(settings: Settings, *, engine: AsyncEngine | None = None) -> Fast
     async def prometheus() -> Response:
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
+    document_errors(app)
     return app

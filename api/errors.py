@@ -61,6 +61,15 @@ def render(request: Request, status: int, code: str, detail: str) -> Response:
     return JSONResponse({"error": code, "detail": detail}, status, headers=headers)
 
 
+class BodyTooLarge(StarletteHTTPException):
+    """A request body over RPM_API_MAX_BODY_BYTES (api.security.BodyLimit), noticed while it is
+    read: an HTTPException, so FastAPI's body parsing passes it on rather than calling it a
+    malformed body."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"the request body is larger than {limit} bytes (RPM_API_MAX_BODY_BYTES)")
+
+
 def _field(location: tuple[Any, ...]) -> str:
     parts = [str(p) for p in location if p not in ("body", "query", "path")]
     return ".".join(parts) or "request"
@@ -78,6 +87,10 @@ def install(app: FastAPI) -> None:
         problems = "; ".join(f"{_field(e['loc'])}: {e['msg']}" for e in error.errors())
         return render(request, 422, "invalid_request", problems)
 
+    @app.exception_handler(BodyTooLarge)
+    async def body_too_large(request: Request, error: BodyTooLarge) -> Response:
+        return render(request, 413, "payload_too_large", str(error.detail))
+
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, error: StarletteHTTPException) -> Response:
         code = {404: "not_found", 405: "method_not_allowed"}.get(error.status_code, "http_error")
@@ -94,5 +107,16 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, error: Exception) -> Response:
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return render(request, 500, "internal_error", "an unexpected error occurred; it has been logged")
+        # The caller learns nothing of the error itself (no trace, no message, which may hold
+        # data), only the request id to quote, which the log line carries too.
+        request_id = getattr(request.state, "request_id", "")
+        log.exception("unhandled error on %s %s (request %s)", request.method, request.url.path, request_id)
+        detail = f"an unexpected error occurred; it has been logged (request {request_id})"
+        response = render(request, 500, "internal_error", detail)
+        # This answer is made outside the app's middleware (Starlette's last resort), which
+        # would otherwise add these.
+        from rpm.api.security import add_headers
+
+        response.headers["X-Request-ID"] = request_id
+        add_headers(request, response, request.app.state.settings)
+        return response

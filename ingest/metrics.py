@@ -6,7 +6,7 @@ import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 
 class IngestMetrics:
@@ -42,6 +42,16 @@ class IngestMetrics:
         )
         self.alerts_escalated = Counter(
             "rpm_alerts_escalated", "Alerts escalated unacknowledged", registry=self.registry
+        )
+        self.session_present = Gauge(
+            "rpm_ingest_session_present",
+            "1 when the broker had kept this worker's session at its last connect (readings queued while away)",
+            registry=self.registry,
+        )
+        self.session_expiry = Gauge(
+            "rpm_ingest_session_expiry_seconds",
+            "How long the broker keeps this worker's session after a disconnect without retiring",
+            registry=self.registry,
         )
         self.message_failures = Counter(
             "rpm_ingest_message_failures",

@@ -5,6 +5,11 @@ Run: take messages from the bridge's queue, flush a batch when it holds enough r
 or when the flush timer fires, record it in one transaction, then publish the acks and
 PUBACK each message. Stop (SIGTERM/SIGINT): close intake, drain what is queued within
 `ingest_drain_seconds`, commit and acknowledge it, disconnect, dispose the engine.
+
+Retire (a worker stopped for good: SIGTERM with `mqtt_retire_on_stop`, or `rpm ingest --retire
+ID` for one that is gone): leave the share group first, record what the broker still holds for
+the session until it sends nothing more, then stop as above and end the session, so that no
+reading waits in it (docs/operations.md#scaling-out).
 """
 
 from __future__ import annotations
@@ -12,7 +17,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import signal
+import socket
 from collections import deque
 from datetime import UTC, datetime, timedelta
 
@@ -20,7 +27,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from rpm.alerts import service as alerts
-from rpm.config import Settings
+from rpm.config import MqttProtocol, Settings
 from rpm.db import create_engine, require_migrated, session_factory
 from rpm.gateways import repository as gateways
 from rpm.ingest.bridge import Delivery, Handoff, MqttBridge
@@ -29,6 +36,45 @@ from rpm.observations.service import MessageOutcome, RulesReport, record_message
 from rpm.runtime import tune_garbage_collection
 
 log = logging.getLogger("rpm.ingest")
+
+# Retiring: the broker has nothing more for a session that left its group once the worker
+# holds nothing unacknowledged and nothing has arrived for this long.
+QUIET_SECONDS = 1.0
+# The gateways' first resend timeout in the contract (mqtt.md, "End to end").
+GATEWAY_RESEND_SECONDS = 60
+# Container ids, UUIDs, and Kubernetes Deployment pod names: names that change at each restart.
+_GENERATED = re.compile(
+    r"(?=[0-9a-f]*[0-9])(?=[0-9a-f]*[a-f])[0-9a-f]{8,}|-[bcdfghjklmnpqrstvwxz2-9]{6,10}-[bcdfghjklmnpqrstvwxz2-9]{5}$"
+)
+
+
+def looks_generated(client_id: str) -> bool:
+    """Whether a client id looks made up at each start rather than a fixed slot (`rpm-ingest-3`)."""
+    return _GENERATED.search(client_id.lower()) is not None
+
+
+# SQLSTATE classes and codes that say the database cannot be used now, whatever a batch holds:
+# 08 connection exception, 53 insufficient resources (too many connections, disk full),
+# 57P01-57P05 shut down by an administrator or a crash, cannot connect now, idle timeouts.
+DATABASE_AWAY_SQLSTATES = ("08", "53", "57P")
+
+
+def database_away(error: BaseException) -> bool:
+    """Whether `error` means the database is unavailable (retry the batch whole later) rather
+    than that something in the batch fails (try its messages one by one).
+
+    asyncpg's errors mostly reach SQLAlchemy as a plain DBAPIError, not an OperationalError:
+    a connection terminated under a transaction (SQLSTATE 08003, the connection invalidated),
+    or a database refusing new connections while it restarts (55000 "not currently accepting
+    connections", raised before any statement)."""
+    if isinstance(error, (OperationalError, InterfaceError, OSError)):
+        return True
+    if not isinstance(error, DBAPIError):
+        return False
+    if error.connection_invalidated or error.statement is None:
+        return True  # the connection was lost, or none could be had
+    sqlstate = str(getattr(error.orig, "sqlstate", None) or "")
+    return sqlstate.startswith(DATABASE_AWAY_SQLSTATES)
 
 
 def estimated_readings(payload: bytes) -> int:
@@ -50,8 +96,16 @@ class IngestWorker:
         # here and written every few seconds, not in each batch's transaction, where two
         # workers would wait on each other's gateway rows.
         self._heard_from: dict[str, datetime] = {}
+        self._retiring: asyncio.Future[None] | None = None
+        self.end_session = False  # on close: end the broker session (retiring)
+        self._join_group = True
+        self.recorded_messages = 0
+        self.recorded_readings = 0
+        self._recorded_before_leaving: int | None = None  # set on leaving the share group
 
-    async def start(self) -> None:
+    async def start(self, *, join_group: bool = True) -> None:
+        """Connect and subscribe; without `join_group`, only take over the session (retiring it)."""
+        self._join_group = join_group
         self.engine = create_engine(self.settings, "rpm-ingest", pre_ping=False)
         await require_migrated(self.engine)
         self.sessions = session_factory(self.engine)
@@ -60,20 +114,60 @@ class IngestWorker:
         loop = asyncio.get_running_loop()
         self.queue = Handoff(loop, self.settings.ingest_queue_messages)
         self.bridge = MqttBridge(self.settings, self.queue, loop)
-        self.bridge.start()
+        self.bridge.start(join_group=join_group)
+        self.metrics.session_present.set_function(lambda: float(bool(self.bridge and self.bridge.session_present)))
+        self.metrics.session_expiry.set(self.settings.mqtt_session_expiry_seconds)
 
     def ready(self) -> bool:
         return self.bridge is not None and self.bridge.connected.is_set()
 
     def request_stop(self) -> None:
+        if self.settings.mqtt_retire_on_stop and self._retiring is None:
+            log.info("stopping for good (RPM_MQTT_RETIRE_ON_STOP): leaving the share group, recording what is left")
+            self._retiring = asyncio.ensure_future(self._retire_then_stop())
+            return
+        self.close_intake()
+
+    def close_intake(self) -> None:
         log.info("stopping: intake closed, draining")
         if self.bridge is not None:
             self.bridge.close_intake()
         self._stopping.set()
 
+    async def _retire_then_stop(self) -> None:
+        try:
+            await self.hand_back()
+        finally:
+            self.close_intake()
+
+    async def hand_back(self) -> bool:
+        """Leave the share group and go on recording until the broker has nothing more for this
+        session (at most `ingest_drain_seconds`); the session ends when the worker closes.
+        Whether it got that far; if not, what is left in the session is resent by its gateways."""
+        assert self.bridge is not None
+        self.end_session = True
+        self._recorded_before_leaving = self.recorded_messages
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.settings.ingest_drain_seconds
+        left = await asyncio.to_thread(self.bridge.leave_group, self.settings.ingest_drain_seconds)
+        quiet = False
+        while left and not quiet and loop.time() < deadline:
+            await asyncio.sleep(0.05)  # polling the paho thread's counters
+            quiet = self.bridge.quiet_for(QUIET_SECONDS)
+        if not quiet:
+            log.warning(
+                "retiring %s: the broker still had messages for it after %.0f s; they are dropped with the session "
+                "and their gateways resend them",
+                self.settings.mqtt_client_id,
+                self.settings.ingest_drain_seconds,
+            )
+            return False
+        return True
+
     async def run(self) -> None:
         """Process batches until asked to stop, then drain and close."""
-        checks = asyncio.create_task(self._periodic_checks()) if self.settings.rules_enabled else None
+        checks_wanted = self.settings.rules_enabled and self._join_group
+        checks = asyncio.create_task(self._periodic_checks()) if checks_wanted else None
         activity = asyncio.create_task(self._periodic_gateway_activity())
         try:
             # Up to `ingest_batches_in_flight` batches overlap: while older ones wait for
@@ -192,9 +286,25 @@ class IngestWorker:
         if self.queue.qsize():
             log.warning("drain timed out with %d messages unacknowledged; the broker keeps them", self.queue.qsize())
 
+    async def close(self) -> None:
+        """Disconnect (ending the session when retiring) and release the database."""
+        await self._close()
+
     async def _close(self) -> None:
         if self.bridge is not None:
-            await asyncio.to_thread(self.bridge.stop)
+            ended = await asyncio.to_thread(self.bridge.stop, end_session=self.end_session)
+            if self.end_session and self._recorded_before_leaving is not None:
+                refused = self.bridge.refused
+                log.log(
+                    logging.INFO if ended and not refused else logging.WARNING,
+                    "retired %s: %s; %d messages recorded since it left the share group%s",
+                    self.settings.mqtt_client_id,
+                    "its broker session ended" if ended else "ending its broker session FAILED (it expires by itself)",
+                    self.recorded_messages - (self._recorded_before_leaving or 0),
+                    f"; {refused} that came after intake closed were dropped with it (their gateways resend them)"
+                    if refused
+                    else "",
+                )
         if self.engine is not None:
             await self.engine.dispose()
 
@@ -221,16 +331,20 @@ class IngestWorker:
             try:
                 outcomes, report = await self._record(batch)
                 break
-            except (OperationalError, InterfaceError, OSError) as error:
-                # The database is away: keep the batch (nothing acknowledged) and retry.
-                self.metrics.batch_failures.inc()
-                log.warning("database unavailable (%s); retrying batch of %d in %.1fs", error, len(batch), delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 10.0)
-                if self._stopping.is_set() and delay >= 10.0:
-                    log.error("giving up on a batch of %d while stopping; the broker redelivers it", len(batch))
-                    return
-            except DBAPIError:
+            except Exception as error:
+                if database_away(error):
+                    # The database is away, not this batch at fault: keep it (nothing
+                    # acknowledged) and retry, backing off.
+                    self.metrics.batch_failures.inc()
+                    log.warning("database unavailable (%s); retrying batch of %d in %.1fs", error, len(batch), delay)
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 10.0)
+                    if self._stopping.is_set() and delay >= 10.0:
+                        log.error("giving up on a batch of %d while stopping; the broker redelivers it", len(batch))
+                        return
+                    continue
+                if not isinstance(error, DBAPIError):
+                    raise
                 self.metrics.batch_failures.inc()
                 log.exception("batch of %d failed; recording its messages one by one", len(batch))
                 if after is not None:
@@ -262,6 +376,7 @@ class IngestWorker:
             if outcome.answered and outcome.gateway_id is not None:
                 self.bridge.publish_ack(outcome.gateway_id, outcome.results)
             self.bridge.acknowledge(delivery)
+            self.recorded_messages += 1
             readings += len(outcome.results)
             self.metrics.accepted.inc(len(outcome.accepted))
             self.metrics.duplicates.inc(outcome.duplicates)
@@ -270,9 +385,91 @@ class IngestWorker:
             for reading in outcome.accepted:
                 self.metrics.lag.observe(max(0.0, (committed - reading.time).total_seconds()))
         self.metrics.batch_readings.observe(readings)
+        self.recorded_readings += readings
+
+
+def warn_about_identity(settings: Settings) -> None:
+    """Say at start what would strand readings in this worker's session when it goes away. Only
+    in a share group: on a plain subscription every session gets its own copy of each reading."""
+    client_id, expiry = settings.mqtt_client_id, settings.mqtt_session_expiry_seconds
+    if not settings.mqtt_share_group:
+        return
+    if looks_generated(client_id) and not settings.mqtt_retire_on_stop:
+        log.warning(
+            "RPM_MQTT_CLIENT_ID=%s looks generated: a worker that gets a new id at each start leaves its old "
+            "session behind, holding a share of the readings for RPM_MQTT_SESSION_EXPIRY_SECONDS. Give each worker "
+            "a fixed slot (rpm-ingest-1, rpm-ingest-2, ...) or set RPM_MQTT_RETIRE_ON_STOP=true",
+            client_id,
+        )
+    if settings.mqtt_protocol is MqttProtocol.v311:
+        log.warning(
+            "MQTT 3.1.1 has no session expiry: the broker keeps this worker's session until its "
+            "persistent_client_expiration; retire a worker that is gone for good (rpm ingest --retire %s)",
+            client_id,
+        )
+    elif expiry >= GATEWAY_RESEND_SECONDS:
+        log.warning(
+            "RPM_MQTT_SESSION_EXPIRY_SECONDS=%d is not shorter than the gateways' resend timeout (%d s): readings "
+            "queued for this worker when it dies wait up to %d s and may be resent into its session again",
+            expiry,
+            GATEWAY_RESEND_SECONDS,
+            expiry,
+        )
+
+
+async def retire(settings: Settings, client_id: str, connect_timeout: float = 30.0) -> int:
+    """`rpm ingest --retire CLIENT_ID`: hand back the broker session of a worker that is gone.
+
+    Takes over the session, leaves the share group, records the readings queued in it, then
+    ends it. Only for a worker that is not running: a running one would take its id back.
+    Returns the exit status: 0 retired; 1 no such session, broker unreachable, or interrupted.
+    """
+    if not 1 <= len(client_id) <= 64 or any(c in client_id for c in "+#/"):
+        log.error("--retire: %r is not a worker's client id (1-64 characters, no + # /)", client_id)
+        return 1
+    try:  # a broker that is not there at all: say so now, not after connect_timeout
+        socket.create_connection((settings.mqtt_host, settings.mqtt_port), timeout=10).close()
+    except OSError as error:
+        log.error("--retire %s: cannot reach the broker at %s: %s", client_id, settings.mqtt_url, error)
+        return 1
+    worker = IngestWorker(settings.model_copy(update={"mqtt_client_id": client_id, "metrics_port": 0}))
+    await worker.start(join_group=False)
+    bridge = worker.bridge
+    assert bridge is not None
+    worker.end_session = True  # also when there was none: the connection just made one
+    if not await asyncio.to_thread(bridge.answered.wait, connect_timeout) or not bridge.link_up.is_set():
+        log.error("--retire %s: the broker at %s did not accept a connection", client_id, settings.mqtt_url)
+        worker.end_session = False
+        await worker.close()
+        return 1
+    if not bridge.session_present:
+        log.error(
+            "--retire %s: the broker holds no session for this client id (retired or expired already, or a "
+            "wrong id); nothing to do",
+            client_id,
+        )
+        await worker.close()
+        return 1
+    log.info("--retire %s: the broker kept its session; recording the readings queued in it", client_id)
+    running = asyncio.create_task(worker.run())
+    handed_back = await worker.hand_back()
+    if bridge.unexpected_disconnects:
+        log.error(
+            "--retire %s: the broker closed the connection (is a worker with this id still running?); "
+            "its session is left as it is",
+            client_id,
+        )
+        worker.end_session = False
+        handed_back = False
+    worker.close_intake()
+    await running
+    recorded = worker.recorded_readings, worker.recorded_messages
+    log.info("--retire %s: %d readings in %d messages recorded", client_id, *recorded)
+    return 0 if handed_back else 1
 
 
 async def run_worker(settings: Settings) -> None:
+    warn_about_identity(settings)
     worker = IngestWorker(settings)
     await worker.start()
     tune_garbage_collection()

@@ -324,9 +324,12 @@ class ReferenceGateway:
         self._track(self.client.publish(self.measurements_topic, item.raw, qos=1))
 
     def _track(self, info: mqtt.MQTTMessageInfo) -> None:
+        # A message published while the broker was away (rc: not connected) is not in flight:
+        # paho's is_published() raises for it, and the resend takes care of its readings.
         with self._lock:
-            self._in_flight = [i for i in self._in_flight if not i.is_published()]
-            self._in_flight.append(info)
+            self._in_flight = [i for i in self._in_flight if i.rc == mqtt.MQTT_ERR_SUCCESS and not i.is_published()]
+            if info.rc == mqtt.MQTT_ERR_SUCCESS:
+                self._in_flight.append(info)
 
     def flush(self, timeout: float = 10.0) -> bool:
         """Until the broker has everything published so far (its PUBACK: not yet the backend's ack)."""

@@ -4,12 +4,14 @@
 - `session`: a session inside a transaction rolled back after the test (nothing leaks).
 - `client`: the API over ASGI, its request sessions joined to that same transaction.
 - `committed`: sessions that really commit, for tests where a worker must see the data;
-  such tests use fresh identifiers, serials and topic roots so they never collide.
+  such tests use fresh identifiers, serials and topic roots so they never collide, and
+  `own_organisation` (a committed organisation of the test's own) rather than ORG_A.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -29,6 +31,7 @@ from rpm.migrations import upgrade
 from rpm.organisations.models import Organisation
 from tests.fixtures.mqtt import Gateway
 from tests.fixtures.servers import free_port, mqtt_broker, postgres_server, scratch_database
+from tests.fixtures.world import add_organisation
 
 ORG_A = "974600951"  # the care team's municipality in most tests
 ORG_B = "999888777"  # another organisation, which must see nothing of ORG_A's patients
@@ -96,6 +99,13 @@ def committed(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
 
 
 @pytest.fixture
+async def own_organisation(committed: async_sessionmaker[AsyncSession]) -> str:
+    """A committed organisation of this test alone (its orgnr), for tests that commit: ORG_A is
+    shared by the whole session, so its queue and stream also hold other tests' alerts."""
+    return await add_organisation(committed)
+
+
+@pytest.fixture
 async def client(settings: Settings, engine: AsyncEngine, session: AsyncSession) -> AsyncIterator[httpx.AsyncClient]:
     app = create_app(settings, engine=engine)
 
@@ -139,9 +149,11 @@ async def live_api(settings: Settings, engine: AsyncEngine) -> AsyncIterator[htt
     app = create_app(settings, engine=engine)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=free_port(), log_level="warning"))
     task = asyncio.create_task(server.serve())
+    deadline = time.monotonic() + 30
     while not server.started:
         if task.done():
             task.result()
+        assert time.monotonic() < deadline, "the API did not start listening"
         await asyncio.sleep(0.02)
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{server.config.port}", timeout=15) as http:
         yield http
@@ -155,9 +167,8 @@ async def worker(settings: Settings) -> AsyncIterator[IngestWorker]:
     worker = IngestWorker(settings)
     await worker.start()
     task = asyncio.create_task(worker.run())
-    for _ in range(100):
-        if worker.ready():
-            break
+    deadline = time.monotonic() + 15
+    while not worker.ready() and time.monotonic() < deadline:
         await asyncio.sleep(0.05)
     assert worker.ready(), "the worker did not connect to the broker"
     yield worker

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -23,6 +24,8 @@ from rpm.audit.service import record
 from rpm.errors import InvalidInput
 
 router = APIRouter(prefix="/api/v1/alerts", tags=["alerts"])
+MAX_EVENT_ID = 2**63 - 1  # alert_events.id is a bigint
+EVENT_ID = re.compile(r"[0-9]{1,19}")
 QueuePosition = tuple[Rank, Rank, Moment, uuid.UUID]  # level rank, escalated rank, opened, id
 QUEUE_CURSOR: Cursor[QueuePosition] = Cursor("alerts", QueuePosition)
 
@@ -82,15 +85,17 @@ async def stream(
     actor: ActorDep,
     settings: SettingsDep,
     last_event_id: Annotated[str | None, Header()] = None,
-    after: Annotated[int | None, Query(ge=0, description="the same as the Last-Event-ID header")] = None,
+    after: Annotated[
+        int | None, Query(ge=0, le=MAX_EVENT_ID, description="the same as the Last-Event-ID header")
+    ] = None,
 ) -> StreamingResponse:
     """Alert events (opened, changed, escalated, resolved) for the caller's patients."""
     start: int | None = after
     if last_event_id is not None:
-        try:
-            start = int(last_event_id)
-        except ValueError:
-            raise InvalidInput("invalid_last_event_id", "Last-Event-ID: an event id this stream sent") from None
+        # An event id is a bigint: anything else (beyond 64 bits, say) never reaches the database.
+        if not EVENT_ID.fullmatch(last_event_id) or int(last_event_id) > MAX_EVENT_ID:
+            raise InvalidInput("invalid_last_event_id", "Last-Event-ID: an event id this stream sent")
+        start = int(last_event_id)
     hub = request.app.state.hub
     subscriber = hub.subscribe()
     sessions = request.app.state.sessions

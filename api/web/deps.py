@@ -11,6 +11,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from rpm.access.staff import Role
 from rpm.api.deps import SessionDep, SettingsDep
 from rpm.audit.service import Actor
 from rpm.errors import Forbidden, NotAuthenticated
@@ -40,7 +41,18 @@ async def current_session(request: Request, session: SessionDep, settings: Setti
 SignedIn = Annotated[Signed, Depends(current_session)]
 
 
-async def check_csrf(request: Request, signed: SignedIn) -> Signed:
+def staff_session(signed: SignedIn) -> Signed:
+    """A session of someone with a role. Sign-in refuses a person with none; a session from
+    before that rule is refused here (403), like a bearer token without a role, on everything
+    but signing out and choosing the language."""
+    signed.staff.require(*Role)
+    return signed
+
+
+StaffSession = Annotated[Signed, Depends(staff_session)]
+
+
+async def check_csrf(request: Request, signed: StaffSession) -> Signed:
     """Every change carries the session's CSRF token: htmx in the X-CSRF-Token header, a plain
     form in its `csrf_token` field. A page of another site can make the browser send the
     cookie, but it cannot read the token."""

@@ -70,7 +70,7 @@ class OidcClient:
             "code_verifier": verifier,
             "client_id": self.settings.oidc_client_id or "",
         }
-        secret = self.settings.oidc_client_secret
+        secret = self.settings.oidc_client_secret.get_secret_value() if self.settings.oidc_client_secret else None
         try:
             if secret:  # a confidential client authenticates; a public one has only PKCE
                 auth = httpx.BasicAuth(self.settings.oidc_client_id or "", secret)

@@ -45,6 +45,8 @@ def cmd_api(args: argparse.Namespace) -> int:
 
 def cmd_ingest(args: argparse.Namespace) -> int:
     worker = importlib.import_module("rpm.ingest.worker")
+    if args.retire is not None:
+        return int(asyncio.run(worker.retire(_settings(), args.retire)))
     asyncio.run(worker.run_worker(_settings()))
     return 0
 
@@ -169,7 +171,15 @@ def parser() -> argparse.ArgumentParser:
     api.add_argument("--port", type=int, default=8000)
     api.set_defaults(run=cmd_api)
 
-    sub.add_parser("ingest", help="run the MQTT ingest worker").set_defaults(run=cmd_ingest)
+    ingest = sub.add_parser("ingest", help="run the MQTT ingest worker")
+    ingest.add_argument(
+        "--retire",
+        metavar="CLIENT_ID",
+        default=None,
+        help="instead: hand back the broker session of a worker that is stopped for good (record the readings "
+        "queued in it, then end it); exits 1 when the broker holds no session for that id",
+    )
+    ingest.set_defaults(run=cmd_ingest)
 
     demo = sub.add_parser(
         "demo",

@@ -45,7 +45,15 @@ class Settings(BaseSettings):
     # The contract's topics start with rpm/v1; a prefix lets several test or staging
     # deployments share one broker without seeing each other's gateways.
     mqtt_topic_root: str = "rpm/v1"
-    mqtt_session_expiry_seconds: Annotated[int, Field(ge=0)] = 7 * 24 * 3600
+    # How long the broker keeps a worker's session (and the readings queued in it) after the
+    # worker went away without retiring it. Shorter than the gateways' first resend timeout (60 s
+    # in the contract), so a reading stranded in a dead worker's session is resent after the
+    # broker dropped that session, and the resend reaches a live worker; a restart within it
+    # finds its session and the readings queued meanwhile (docs/operations.md#scaling-out).
+    mqtt_session_expiry_seconds: Annotated[int, Field(ge=0, le=2**32 - 1)] = 30
+    # On SIGTERM, hand the session back: leave the share group, record what the broker still
+    # holds for this worker, then end the session. For a worker stopped for good.
+    mqtt_retire_on_stop: bool = False
     mqtt_receive_maximum: Annotated[int, Field(ge=1, le=65535)] = 1000
 
     # Ingest batching: a batch closes at this many readings; otherwise as soon as the queue is
@@ -85,12 +93,18 @@ class Settings(BaseSettings):
     # The staff web page signs in with the authorisation code flow and PKCE; the endpoints come
     # from the issuer's discovery document unless given.
     oidc_client_id: str | None = None
-    oidc_client_secret: str | None = None
+    oidc_client_secret: SecretStr | None = None  # never shown in a repr or a log line
     oidc_authorization_url: str | None = None
     oidc_token_url: str | None = None
     oidc_scopes: str = "openid profile"
     # The address staff reach the service at, for the sign-in's return (default: as requested).
     public_url: str | None = None
+
+    # The staff API: the largest request body taken (larger ones get 413 before they are read
+    # whole), and the browser origins allowed to call it from other sites (CORS). Empty: no
+    # CORS at all, the staff page is served by the API itself; "*" is refused in production.
+    api_max_body_bytes: Annotated[int, Field(ge=1024, le=64 * 1024 * 1024)] = 1024 * 1024
+    cors_origins: str | None = None
 
     # Web page sessions: a working day from sign-in, ended sooner when idle.
     web_session_hours: Annotated[float, Field(gt=0, le=24)] = 12.0
@@ -116,13 +130,29 @@ class Settings(BaseSettings):
             raise ValueError("RPM_MQTT_URL must look like mqtt://host:port")
         return value
 
+    @field_validator("cors_origins")
+    @classmethod
+    def _origins(cls, value: str | None) -> str | None:
+        for origin in (o.strip().rstrip("/") for o in (value or "").split(",") if o.strip()):
+            parts = urlsplit(origin)
+            if origin != "*" and (parts.scheme not in ("http", "https") or not parts.netloc or parts.path):
+                raise ValueError(f"RPM_CORS_ORIGINS: {origin!r} is not an origin like https://portal.example.no")
+        return value
+
     @model_validator(mode="after")
     def _no_dev_key_in_production(self) -> Settings:
         if self.environment is Environment.production and self.dev_auth:
             raise ValueError("RPM_DEV_AUTH=true is refused outside development: configure the OIDC issuer")
         if self.environment is Environment.production and not self.oidc_jwks_url:
             raise ValueError("production needs RPM_OIDC_ISSUER and RPM_OIDC_JWKS_URL")
+        if self.environment is Environment.production and "*" in self.cors_origin_list:
+            raise ValueError("RPM_CORS_ORIGINS=* (any site) is refused in production: name the origins")
         return self
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        """RPM_CORS_ORIGINS, comma-separated: `https://portal.example.no,https://other.example`."""
+        return [origin.strip().rstrip("/") for origin in (self.cors_origins or "").split(",") if origin.strip()]
 
     @property
     def mqtt_host(self) -> str:

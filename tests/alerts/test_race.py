@@ -28,7 +28,6 @@ from rpm.config import Settings
 from rpm.db import create_engine, session_factory
 from rpm.observations.service import IncomingMessage, RulesReport, record_messages
 from rpm.patients.models import Patient
-from tests.conftest import ORG_A
 from tests.fixtures.world import enrol_with_devices
 
 SPO2_LOW = "threshold:59408-5:low"
@@ -177,8 +176,8 @@ async def check_one_alert(
     assert [e.alert["occurrences"] for e in sorted(events, key=lambda e: e.id)] == list(range(1, occurrences + 1))
 
 
-async def test_two_overlapping_transactions_make_one_alert(committed, workers, retire):
-    [device] = await enrol_with_devices(committed, ORG_A, ["spo2"], conditions=["copd"])
+async def test_two_overlapping_transactions_make_one_alert(committed, workers, retire, own_organisation):
+    [device] = await enrol_with_devices(committed, own_organisation, ["spo2"], conditions=["copd"])
     retire.append(device.patient_id)
     now = datetime.now(UTC)
     results, waiting = await overlapping(
@@ -191,9 +190,9 @@ async def test_two_overlapping_transactions_make_one_alert(committed, workers, r
     assert waiting == 1, "the second transaction never waited for the first"
 
 
-async def test_two_transactions_started_together_make_one_alert(committed, workers, retire):
+async def test_two_transactions_started_together_make_one_alert(committed, workers, retire, own_organisation):
     """Both sessions open a transaction, meet at a barrier, then record at the same moment."""
-    [device] = await enrol_with_devices(committed, ORG_A, ["spo2"], conditions=["copd"])
+    [device] = await enrol_with_devices(committed, own_organisation, ["spo2"], conditions=["copd"])
     retire.append(device.patient_id)
     now = datetime.now(UTC)
     barrier = asyncio.Barrier(2)
@@ -213,8 +212,8 @@ async def test_two_transactions_started_together_make_one_alert(committed, worke
     await check_one_alert(committed, device.patient_id, occurrences=10, level="red")
 
 
-async def test_twenty_concurrent_transactions_make_one_alert(committed, workers, retire):
-    [device] = await enrol_with_devices(committed, ORG_A, ["spo2"], conditions=["copd"])
+async def test_twenty_concurrent_transactions_make_one_alert(committed, workers, retire, own_organisation):
+    [device] = await enrol_with_devices(committed, own_organisation, ["spo2"], conditions=["copd"])
     retire.append(device.patient_id)
     now = datetime.now(UTC)
     jobs = [recording(device.serial, 85 if n % 2 else 83, now - timedelta(seconds=n)) for n in range(20)]
@@ -226,9 +225,9 @@ async def test_twenty_concurrent_transactions_make_one_alert(committed, workers,
     assert alert.threshold == {"low": 84}
 
 
-async def test_concurrent_missing_checks_open_one_alert(committed, workers, retire):
+async def test_concurrent_missing_checks_open_one_alert(committed, workers, retire, own_organisation):
     """check_missing runs in the ingest worker and in schedulers, several at once (rules.md)."""
-    [device] = await enrol_with_devices(committed, ORG_A, ["body-weight"], plan={"body-weight": 24})
+    [device] = await enrol_with_devices(committed, own_organisation, ["body-weight"], plan={"body-weight": 24})
     patient_id = device.patient_id
     retire.append(patient_id)
     # Enrolled in 2019 with no weighing: overdue on a 2019 clock, where no other test's data is.
@@ -256,7 +255,7 @@ async def test_concurrent_missing_checks_open_one_alert(committed, workers, reti
         assert len(list(await session.scalars(select(Alert.id).where(Alert.patient_id == patient_id)))) == 1
 
 
-async def test_the_partial_unique_index_guards_active_alerts(session, committed):
+async def test_the_partial_unique_index_guards_active_alerts(session, committed, own_organisation):
     """The guarantee lives in the database: a second active alert for the same patient and
     rule cannot be inserted by any code path; resolved ones can be many."""
     definition = await session.scalar(
@@ -265,7 +264,7 @@ async def test_the_partial_unique_index_guards_active_alerts(session, committed)
     assert definition is not None, "the partial unique index is missing"
     assert "UNIQUE" in definition and "(patient_id, rule)" in definition and "WHERE" in definition
 
-    [device] = await enrol_with_devices(committed, ORG_A, ["spo2"], conditions=["copd"])
+    [device] = await enrol_with_devices(committed, own_organisation, ["spo2"], conditions=["copd"])
     insert = text(
         "insert into alerts (id, patient_id, rule, level, status, escalated, late, opened_at, raised_at,"
         " occurrences, thresholds_version, updated_at, note)"

@@ -8,13 +8,13 @@ from datetime import UTC, datetime, timedelta
 
 from fhir.resources.R4B.bundle import Bundle
 
-from tests.conftest import ORG_A, ORG_B
+from tests.conftest import ORG_B
 from tests.fixtures.identity import fresh_identity
 from tests.fixtures.mqtt import Gateway, reading
 
 
-async def enrol(api, admin, conditions: list[str], device_type: str) -> tuple[str, str]:
-    """Enrol a patient and assign a new device through the API; return (patient id, serial)."""
+async def enrol(api, admin, conditions: list[str], device_type: str, orgnr: str) -> tuple[str, str]:
+    """Enrol a patient of `orgnr` and assign a new device through the API; return (patient id, serial)."""
     number, born = fresh_identity()
     patient = await api.post(
         "/api/v1/patients",
@@ -24,7 +24,7 @@ async def enrol(api, admin, conditions: list[str], device_type: str) -> tuple[st
             "name": "Kari Nordmann",
             "birth_date": born.isoformat(),
             "conditions": conditions,
-            "care_team": [{"organisation": ORG_A, "from": "2026-01-01"}],
+            "care_team": [{"organisation": orgnr, "from": "2026-01-01"}],
         },
     )
     assert patient.status_code == 201, patient.text
@@ -54,9 +54,10 @@ async def active_alerts(api, headers, patient: str) -> list[dict]:
     return response.json()["items"]
 
 
-async def test_copd_spo2_alert_lifecycle_through_the_contract(live_api, worker, gateway, tokens):
-    admin, nurse, outsider = tokens(ORG_A, "admin"), tokens(ORG_A, "nurse", sub="nurse-kari"), tokens(ORG_B, "nurse")
-    patient, serial = await enrol(live_api, admin, ["copd"], "spo2")
+async def test_copd_spo2_alert_lifecycle_through_the_contract(live_api, worker, gateway, tokens, own_organisation):
+    org = own_organisation
+    admin, nurse, outsider = tokens(org, "admin"), tokens(org, "nurse", sub="nurse-kari"), tokens(ORG_B, "nurse")
+    patient, serial = await enrol(live_api, admin, ["copd"], "spo2", org)
     hub, now = f"hub-{uuid.uuid4().hex[:8]}", datetime.now(UTC)
 
     assert await send(
@@ -119,9 +120,9 @@ async def test_copd_spo2_alert_lifecycle_through_the_contract(live_api, worker, 
     assert by_value[85.0]["referenceRange"][0]["low"]["value"] == 86
 
 
-async def test_heart_failure_weight_gain_of_2_1_kg_in_two_days(live_api, worker, gateway, tokens):
-    admin, nurse = tokens(ORG_A, "admin"), tokens(ORG_A, "nurse")
-    patient, serial = await enrol(live_api, admin, ["heart-failure"], "body-weight")
+async def test_heart_failure_weight_gain_of_2_1_kg_in_two_days(live_api, worker, gateway, tokens, own_organisation):
+    admin, nurse = tokens(own_organisation, "admin"), tokens(own_organisation, "nurse")
+    patient, serial = await enrol(live_api, admin, ["heart-failure"], "body-weight", own_organisation)
     hub, now = f"hub-{uuid.uuid4().hex[:8]}", datetime.now(UTC)
     await send(
         gateway,
@@ -137,9 +138,10 @@ async def test_heart_failure_weight_gain_of_2_1_kg_in_two_days(live_api, worker,
     assert len(alert["observations"]) == 2
 
 
-async def test_thresholds_override_applies_to_later_readings(live_api, worker, gateway, tokens):
-    admin, physician, nurse = tokens(ORG_A, "admin"), tokens(ORG_A, "physician", sub="gp-1"), tokens(ORG_A, "nurse")
-    patient, serial = await enrol(live_api, admin, ["copd"], "spo2")
+async def test_thresholds_override_applies_to_later_readings(live_api, worker, gateway, tokens, own_organisation):
+    org = own_organisation
+    admin, physician, nurse = tokens(org, "admin"), tokens(org, "physician", sub="gp-1"), tokens(org, "nurse")
+    patient, serial = await enrol(live_api, admin, ["copd"], "spo2", org)
     effective = (await live_api.get(f"/api/v1/patients/{patient}/thresholds", headers=nurse)).json()
     assert effective["59408-5"] == {
         "yellow": {"low": 86},

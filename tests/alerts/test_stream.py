@@ -19,7 +19,7 @@ from rpm.api import stream
 from rpm.config import Settings
 from rpm.db import session_factory
 from tests.alerts.test_scenario import enrol, send
-from tests.conftest import ORG_A, ORG_B
+from tests.conftest import ORG_B
 from tests.fixtures.mqtt import reading
 
 
@@ -41,6 +41,7 @@ class Stream:
         async for line in response.aiter_lines():
             if line.startswith(":"):
                 self.comments.append(line)
+                self.changed.set()
             elif line == "":
                 if "data" in event:  # a block without data (e.g. only `retry:`) is no event
                     self.events.append(event)
@@ -57,6 +58,19 @@ class Stream:
                 await self.changed.wait()
         return self.events
 
+    async def wait_for_comments(self, count: int, timeout: float = 10) -> list[str]:
+        async with asyncio.timeout(timeout):
+            while len(self.comments) < count:
+                self.changed.clear()
+                await self.changed.wait()
+        return self.comments
+
+    async def idle(self, timeout: float = 10) -> None:
+        """Until the server has had nothing to send for a whole heartbeat, twice: whatever was
+        queued for this stream before the call has been sent or filtered out by then (the
+        first keep-alive may have left just before it; the second comes from an empty queue)."""
+        await self.wait_for_comments(len(self.comments) + 2, timeout)
+
 
 @contextlib.asynccontextmanager
 async def open_stream(api: httpx.AsyncClient, headers: dict[str, str]) -> AsyncIterator[Stream]:
@@ -65,8 +79,9 @@ async def open_stream(api: httpx.AsyncClient, headers: dict[str, str]) -> AsyncI
         assert response.status_code == 200
         assert response.headers["content-type"].startswith("text/event-stream")
         task = asyncio.create_task(stream.consume(response))
-        await asyncio.sleep(0.2)  # connected and subscribed
         try:
+            # The server subscribes the stream before its first comment, `: connected`.
+            await stream.wait_for_comments(1)
             yield stream
         finally:
             task.cancel()
@@ -74,12 +89,13 @@ async def open_stream(api: httpx.AsyncClient, headers: dict[str, str]) -> AsyncI
                 await task
 
 
-async def test_an_alert_reaches_the_care_teams_stream_and_no_other(live_api, worker, gateway, tokens):
-    admin = tokens(ORG_A, "admin")
-    patient, serial = await enrol(live_api, admin, ["copd"], "spo2")
+async def test_an_alert_reaches_the_care_teams_stream_and_no_other(live_api, worker, gateway, tokens, own_organisation):
+    org = own_organisation
+    admin = tokens(org, "admin")
+    patient, serial = await enrol(live_api, admin, ["copd"], "spo2", org)
     hub = f"hub-{uuid.uuid4().hex[:8]}"
     async with (
-        open_stream(live_api, tokens(ORG_A, "nurse")) as ours,
+        open_stream(live_api, tokens(org, "nurse")) as ours,
         open_stream(live_api, tokens(ORG_B, "nurse")) as theirs,
     ):
         await send(gateway, hub, reading("x1", serial, "spo2", datetime.now(UTC).isoformat(), 83, "%"))
@@ -90,21 +106,23 @@ async def test_an_alert_reaches_the_care_teams_stream_and_no_other(live_api, wor
             "threshold:59408-5:low",
             "red",
         )
-        await asyncio.sleep(1.0)
+        await theirs.idle()
         assert theirs.events == []
         assert any("keep-alive" in c for c in theirs.comments), "heartbeats keep idle streams open"
 
         alert_id = event["data"]["id"]
-        await live_api.post(f"/api/v1/alerts/{alert_id}/acknowledge", headers=tokens(ORG_A, "nurse"))
-        await live_api.post(f"/api/v1/alerts/{alert_id}/resolve", headers=tokens(ORG_A, "nurse"), json={"note": "ok"})
+        await live_api.post(f"/api/v1/alerts/{alert_id}/acknowledge", headers=tokens(org, "nurse"))
+        await live_api.post(f"/api/v1/alerts/{alert_id}/resolve", headers=tokens(org, "nurse"), json={"note": "ok"})
         kinds = [e["event"] for e in await ours.wait_for(3)]
         assert kinds == ["opened", "changed", "resolved"]
         assert theirs.events == []
 
 
-async def test_reconnecting_with_last_event_id_resumes_without_loss(live_api, worker, gateway, tokens):
-    admin, nurse = tokens(ORG_A, "admin"), tokens(ORG_A, "nurse")
-    _, serial = await enrol(live_api, admin, ["copd"], "spo2")
+async def test_reconnecting_with_last_event_id_resumes_without_loss(
+    live_api, worker, gateway, tokens, own_organisation
+):
+    admin, nurse = tokens(own_organisation, "admin"), tokens(own_organisation, "nurse")
+    _, serial = await enrol(live_api, admin, ["copd"], "spo2", own_organisation)
     hub, now = f"hub-{uuid.uuid4().hex[:8]}", datetime.now(UTC)
     async with open_stream(live_api, nurse) as first:
         await send(gateway, hub, reading("y1", serial, "spo2", (now - timedelta(minutes=5)).isoformat(), 85, "%"))
@@ -116,7 +134,7 @@ async def test_reconnecting_with_last_event_id_resumes_without_loss(live_api, wo
     headers = {**nurse, "Last-Event-ID": opened["id"]}
     async with open_stream(live_api, headers) as resumed:
         events = await resumed.wait_for(2)
-        await asyncio.sleep(0.5)
+        await resumed.idle()
     assert [e["event"] for e in resumed.events] == ["changed", "changed"]
     assert [e["data"]["occurrences"] for e in resumed.events] == [2, 3]
     assert all(int(e["id"]) > int(opened["id"]) for e in events)
@@ -124,7 +142,7 @@ async def test_reconnecting_with_last_event_id_resumes_without_loss(live_api, wo
 
 
 async def test_with_no_stream_open_the_hub_keeps_its_place_without_reading_events(
-    engine, live_api, worker, gateway, tokens, monkeypatch
+    engine, live_api, worker, gateway, tokens, monkeypatch, own_organisation
 ):
     """An API process with no stream open reads no events, only the newest id; a stream that
     opens afterwards still gets the next alert."""
@@ -139,8 +157,8 @@ async def test_with_no_stream_open_the_hub_keeps_its_place_without_reading_event
             return await real_since(*args, **kwargs)
 
         monkeypatch.setattr(stream.events, "since", counted_since)
-        admin = tokens(ORG_A, "admin")
-        _, serial = await enrol(live_api, admin, ["copd"], "spo2")
+        admin = tokens(own_organisation, "admin")
+        _, serial = await enrol(live_api, admin, ["copd"], "spo2", own_organisation)
         before = hub.last_id
         gateway_id = f"hub-{uuid.uuid4().hex[:8]}"
         await send(gateway, gateway_id, reading("q1", serial, "spo2", datetime.now(UTC).isoformat(), 83, "%"))

@@ -10,6 +10,7 @@ import asyncio
 import os
 import random
 import re
+import time
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -96,9 +97,11 @@ async def serve_asgi(app: Any) -> AsyncIterator[str]:
     config = uvicorn.Config(app, host="127.0.0.1", port=free_port(), log_level="warning", timeout_graceful_shutdown=5)
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
+    deadline = time.monotonic() + 30
     while not server.started:
         if task.done():
             task.result()
+        assert time.monotonic() < deadline, "the staff page's server did not start listening"
         await asyncio.sleep(0.02)
     try:
         yield f"http://127.0.0.1:{config.port}"
@@ -203,8 +206,14 @@ async def csrf_token(page: Page) -> str:
 
 
 async def stream_opened(page: Page, times: int = 1, timeout: float = 5_000) -> None:
-    """Until the page's live connection has opened `times` times since the page loaded."""
-    await page.wait_for_function(f"window.__rpm.streamOpened >= {times}", timeout=timeout)
+    """Until the page's live connection has opened `times` times since the page loaded.
+
+    Asked with `evaluate`, again and again until the deadline: `wait_for_function` evaluates its
+    predicate from a string inside the page, which the page's Content-Security-Policy (no
+    'unsafe-eval') refuses."""
+    async with asyncio.timeout(timeout / 1000):
+        while not await page.evaluate(f"window.__rpm.streamOpened >= {times}"):
+            await asyncio.sleep(0.02)
 
 
 async def mark_no_reload(page: Page) -> None:

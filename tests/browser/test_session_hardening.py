@@ -76,4 +76,5 @@ async def test_pages_are_not_cached_framed_or_referred(settings: Settings, engin
             assert headers["cache-control"] == "no-store", path
             assert headers["x-frame-options"] == "DENY"
             assert "frame-ancestors 'none'" in headers["content-security-policy"]
-            assert headers["referrer-policy"] == "same-origin"
+            assert "script-src 'self';" in headers["content-security-policy"]
+            assert headers["referrer-policy"] == "no-referrer"

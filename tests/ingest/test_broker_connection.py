@@ -18,7 +18,6 @@ import pytest
 
 from rpm.config import Settings
 from rpm.ingest.worker import IngestWorker
-from tests.conftest import ORG_A
 from tests.fixtures.mqtt import Gateway, reading
 from tests.fixtures.servers import free_port, reachable
 from tests.fixtures.world import enrol_with_devices
@@ -106,9 +105,11 @@ async def test_a_wrong_password_is_refused_and_said_so(settings: Settings, broke
         await _stopped(worker, task)
 
 
-async def test_an_empty_share_group_subscribes_plainly_and_readings_are_stored(settings: Settings, committed):
+async def test_an_empty_share_group_subscribes_plainly_and_readings_are_stored(
+    settings: Settings, committed, own_organisation
+):
     plain = settings.model_copy(update={"mqtt_share_group": ""})
-    (device,) = await enrol_with_devices(committed, ORG_A, ["spo2"])
+    (device,) = await enrol_with_devices(committed, own_organisation, ["spo2"])
     worker = IngestWorker(plain)
     task = await _started(worker)
     gateway = Gateway(plain.mqtt_host, plain.mqtt_port, plain.mqtt_topic_root)

@@ -23,9 +23,9 @@ from sqlalchemy import func, select
 
 from rpm.config import Settings
 from rpm.observations.models import Observation
-from tests.conftest import ORG_A
 from tests.fixtures.mqtt import Gateway, reading
 from tests.fixtures.servers import free_port
+from tests.fixtures.waiting import wait_until
 from tests.fixtures.world import enrol_with_devices
 
 MESSAGES = 500
@@ -70,9 +70,14 @@ class Burst:
         self.prefix = f"hub-{uuid.uuid4().hex[:8]}"  # (gateway, id) identifies a reading system-wide
         self.expected = {f"r{m}-{i}" for m in range(MESSAGES) for i in range(PER_MESSAGE)}
         self.thread = threading.Thread(target=self._run, daemon=True)
+        self.published = 0  # messages handed to the gateway's client so far
+
+    def window_full(self) -> bool:
+        """Whether the gateway may publish nothing more until acks come (or has published all)."""
+        return self.published == MESSAGES or self.published - self.answered_readings() // PER_MESSAGE > WINDOW
 
     def answered_readings(self) -> int:
-        return sum(1 for (_, rid) in list(self.gateway.results) if rid in self.expected)
+        return sum(1 for (_, rid) in self.gateway.answered_readings() if rid in self.expected)
 
     def _run(self) -> None:
         start = datetime.now(UTC) - timedelta(hours=2)
@@ -95,6 +100,7 @@ class Burst:
                     ]
                 },
             )
+            self.published = m + 1
 
     def wait_answered(self, at_least: int, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -127,10 +133,12 @@ def kill(process: subprocess.Popen[bytes]) -> int:
     return process.wait(10)
 
 
-async def interrupted_burst(settings, committed, interrupt, expected_code: int, after_readings: int) -> None:
+async def interrupted_burst(
+    settings, committed, orgnr: str, interrupt, expected_code: int, after_readings: int
+) -> None:
     """Publish the burst; part-way, interrupt the worker (it must exit with `expected_code`),
     start it again, and check every reading was answered and stored exactly once."""
-    [scale] = await enrol_with_devices(committed, ORG_A, ["body-weight"])
+    [scale] = await enrol_with_devices(committed, orgnr, ["body-weight"])
     gateway = Gateway(settings.mqtt_host, settings.mqtt_port, settings.mqtt_topic_root)
     worker = await asyncio.to_thread(start_worker, settings)
     burst = Burst(gateway, scale.serial)
@@ -139,7 +147,8 @@ async def interrupted_burst(settings, committed, interrupt, expected_code: int, 
         await asyncio.to_thread(burst.wait_answered, after_readings, 60)
         assert await asyncio.to_thread(interrupt, worker) == expected_code
         assert burst.answered_readings() < len(burst.expected), "the burst ended before the interruption"
-        await asyncio.sleep(0.5)  # the gateway keeps publishing into the broker meanwhile
+        # The gateway keeps publishing into the broker meanwhile, as far as its window lets it.
+        await wait_until(burst.window_full, "the gateway filled its window while the worker was away", 60)
         worker = await asyncio.to_thread(start_worker, settings)
         await asyncio.to_thread(burst.wait_answered, len(burst.expected), 90)
         burst.thread.join(10)
@@ -154,9 +163,9 @@ async def interrupted_burst(settings, committed, interrupt, expected_code: int, 
     assert (total, distinct) == (len(burst.expected), len(burst.expected))
 
 
-async def test_sigkill_mid_burst_loses_nothing_and_stores_each_reading_once(settings, committed):
-    await interrupted_burst(settings, committed, kill, -signal.SIGKILL, after_readings=1500)
+async def test_sigkill_mid_burst_loses_nothing_and_stores_each_reading_once(settings, committed, own_organisation):
+    await interrupted_burst(settings, committed, own_organisation, kill, -signal.SIGKILL, after_readings=1500)
 
 
-async def test_sigterm_drains_commits_and_exits_zero(settings, committed):
-    await interrupted_burst(settings, committed, stop, 0, after_readings=1000)
+async def test_sigterm_drains_commits_and_exits_zero(settings, committed, own_organisation):
+    await interrupted_burst(settings, committed, own_organisation, stop, 0, after_readings=1000)

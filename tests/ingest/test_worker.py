@@ -22,12 +22,23 @@ from rpm.gateways.models import GatewayStatus
 from rpm.ingest.worker import IngestWorker
 from rpm.observations.models import Observation
 from rpm.rejections.models import RejectedReading
-from tests.conftest import ORG_A
 from tests.fixtures.mqtt import Gateway, reading
 from tests.fixtures.servers import free_port, scratch_database
+from tests.fixtures.waiting import wait_until
 from tests.fixtures.world import enrol_with_devices
 
-NOW = datetime.now(UTC).replace(microsecond=0)
+
+@pytest.fixture
+def now() -> datetime:
+    """This test's clock reading, taken as it starts (not when the module was imported):
+    readings stamped relative to it keep their place against the worker's windows (10 minutes
+    into the future, 24 hours late) however long the session has run before the test."""
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+def new_hub() -> str:
+    """A gateway id of this test alone: (gateway, reading id) identifies a reading system-wide."""
+    return f"hub-{uuid.uuid4().hex[:8]}"
 
 
 def iso(moment: datetime) -> str:
@@ -38,13 +49,16 @@ async def acks(gateway: Gateway, count: int) -> list:
     return await asyncio.to_thread(gateway.wait_for_acks, count)
 
 
-async def test_example_payload_of_the_contract_is_stored_and_acknowledged(worker, gateway, committed):
-    bp, scale = await enrol_with_devices(committed, ORG_A, ["blood-pressure", "body-weight"])
-    t = NOW - timedelta(minutes=1)
+async def test_example_payload_of_the_contract_is_stored_and_acknowledged(
+    worker, gateway, committed, own_organisation, now
+):
+    hub = new_hub()
+    bp, scale = await enrol_with_devices(committed, own_organisation, ["blood-pressure", "body-weight"])
+    t = now - timedelta(minutes=1)
     gateway.publish(
-        "hub-1",
+        hub,
         {
-            "sent_at": iso(NOW),
+            "sent_at": iso(now),
             "readings": [
                 {
                     "id": "r-000123",
@@ -59,7 +73,7 @@ async def test_example_payload_of_the_contract_is_stored_and_acknowledged(worker
         },
     )
     [(gateway_id, document)] = await acks(gateway, 1)
-    assert gateway_id == "hub-1"
+    assert gateway_id == hub
     assert document == {"results": [{"id": "r-000123", "status": "accepted"}, {"id": "r-000124", "status": "accepted"}]}
     async with committed() as session:
         rows = (
@@ -70,14 +84,15 @@ async def test_example_payload_of_the_contract_is_stored_and_acknowledged(worker
     assert {(r.code, r.value) for r in rows} == {("29463-7", 81.4), ("8867-4", 77.0), ("85354-9", None)}
     panel = next(r for r in rows if r.code == "85354-9")
     assert panel.components == {"8480-6": 142.0, "8462-4": 91.0}
-    assert panel.resource["identifier"] == [{"system": "urn:rpm:reading", "value": "hub-1/r-000123"}]
+    assert panel.resource["identifier"] == [{"system": "urn:rpm:reading", "value": f"{hub}/r-000123"}]
 
 
-async def test_converted_units_and_every_rejection_kept(worker, gateway, committed):
-    [scale] = await enrol_with_devices(committed, ORG_A, ["body-weight"])
-    t = iso(NOW - timedelta(hours=30))  # late data is accepted
+async def test_converted_units_and_every_rejection_kept(worker, gateway, committed, own_organisation, now):
+    hub = new_hub()
+    [scale] = await enrol_with_devices(committed, own_organisation, ["body-weight"])
+    t = iso(now - timedelta(hours=30))  # late data is accepted
     gateway.publish(
-        "hub-2",
+        hub,
         {
             "readings": [
                 reading("a", scale.serial, "body-weight", t, 180.0, "[lb_av]"),
@@ -85,15 +100,15 @@ async def test_converted_units_and_every_rejection_kept(worker, gateway, committ
                 reading("c", scale.serial, "body-weight", "2026-11-23T07:58:02", 80.0, "kg"),
                 reading("d", scale.serial, "body-weight", t, 80.0, "stone"),
                 reading("e", scale.serial, "body-weight", t, 900.0, "kg"),
-                reading("f", scale.serial, "body-weight", iso(NOW + timedelta(hours=1)), 80.0, "kg"),
+                reading("f", scale.serial, "body-weight", iso(now + timedelta(hours=1)), 80.0, "kg"),
                 reading("g", scale.serial, "blood-sugar", t, 5.0, "mmol/L"),
                 {"id": "h", "device": {"serial": scale.serial}, "type": "body-weight", "time": t, "unit": "kg"},
             ]
         },
     )
-    gateway.publish("hub-2", b"\xff not json")
+    gateway.publish(hub, b"\xff not json")
     gateway.publish("bad gateway id", b"{}", topic=f"{gateway.root}/gateways/bad!id/measurements")
-    gateway.publish("hub-2", {"readings": "nope"})
+    gateway.publish(hub, {"readings": "nope"})
     acknowledged = await acks(gateway, 3)
     results = [r for _, doc in acknowledged for r in doc["results"]]
     by_id = {r["id"]: r for r in results if r["id"]}
@@ -111,7 +126,7 @@ async def test_converted_units_and_every_rejection_kept(worker, gateway, committ
     assert sorted(r["reason"] for r in results if r["id"] is None) == ["bad_json", "schema"]
     async with committed() as session:
         weight = await session.scalar(
-            select(Observation.value).where(Observation.gateway_id == "hub-2", Observation.reading_id == "a")
+            select(Observation.value).where(Observation.gateway_id == hub, Observation.reading_id == "a")
         )
         for _ in range(50):  # the bad_topic message is answered to nobody; wait for its row
             kept = (
@@ -143,31 +158,33 @@ async def test_converted_units_and_every_rejection_kept(worker, gateway, committ
     assert b"\xff not json" in {payload for _, payload in kept}
 
 
-async def test_redelivered_message_is_a_duplicate_and_stored_once(worker, gateway, committed):
-    [oximeter] = await enrol_with_devices(committed, ORG_A, ["spo2"])
-    message = reading("same", oximeter.serial, "spo2", iso(NOW), 0.95, "1")
-    gateway.publish("hub-3", message)
+async def test_redelivered_message_is_a_duplicate_and_stored_once(worker, gateway, committed, own_organisation, now):
+    hub = new_hub()
+    [oximeter] = await enrol_with_devices(committed, own_organisation, ["spo2"])
+    message = reading("same", oximeter.serial, "spo2", iso(now), 0.95, "1")
+    gateway.publish(hub, message)
     await acks(gateway, 1)
-    gateway.publish("hub-3", message)
-    gateway.publish("hub-3", {"readings": [message, message]})
+    gateway.publish(hub, message)
+    gateway.publish(hub, {"readings": [message, message]})
     acknowledged = await acks(gateway, 3)
     statuses = [r["status"] for _, doc in acknowledged for r in doc["results"]]
     assert statuses == ["accepted", "duplicate", "duplicate", "duplicate"]
     async with committed() as session:
-        rows = (await session.scalars(select(Observation).where(Observation.gateway_id == "hub-3"))).all()
+        rows = (await session.scalars(select(Observation).where(Observation.gateway_id == hub))).all()
     assert [(r.reading_id, r.value, r.unit) for r in rows] == [("same", 95.0, "%")]
 
 
-async def test_reading_goes_to_the_patient_assigned_at_its_time(worker, gateway, committed):
-    moved_at = NOW - timedelta(days=2)
-    [first] = await enrol_with_devices(committed, ORG_A, ["heart-rate"])
-    [second] = await enrol_with_devices(committed, ORG_A, ["heart-rate"])
+async def test_reading_goes_to_the_patient_assigned_at_its_time(worker, gateway, committed, own_organisation, now):
+    hub = new_hub()
+    moved_at = now - timedelta(days=2)
+    [first] = await enrol_with_devices(committed, own_organisation, ["heart-rate"])
+    [second] = await enrol_with_devices(committed, own_organisation, ["heart-rate"])
     # Move the first device: the first patient until moved_at, the second patient from then on.
     async with committed() as session, session.begin():
         await devices.end_assignments_from(session, first.device_id, moved_at)
         session.add(DeviceAssignment(device_id=first.device_id, patient_id=second.patient_id, valid_from=moved_at))
     gateway.publish(
-        "hub-4",
+        hub,
         {
             "readings": [
                 reading("before", first.serial, "heart-rate", iso(moved_at - timedelta(minutes=1)), 70, "bpm"),
@@ -181,21 +198,24 @@ async def test_reading_goes_to_the_patient_assigned_at_its_time(worker, gateway,
         owners = dict(
             (
                 await session.execute(
-                    select(Observation.reading_id, Observation.patient_id).where(Observation.gateway_id == "hub-4")
+                    select(Observation.reading_id, Observation.patient_id).where(Observation.gateway_id == hub)
                 )
             ).all()
         )
     assert owners == {"before": first.patient_id, "after": second.patient_id, "at": second.patient_id}
 
 
-async def test_device_not_assigned_outside_every_assignment(worker, gateway, committed):
-    [meter] = await enrol_with_devices(committed, ORG_A, ["blood-glucose"], assigned_from=NOW - timedelta(days=1))
+async def test_device_not_assigned_outside_every_assignment(worker, gateway, committed, own_organisation, now):
+    hub = new_hub()
+    [meter] = await enrol_with_devices(
+        committed, own_organisation, ["blood-glucose"], assigned_from=now - timedelta(days=1)
+    )
     gateway.publish(
-        "hub-5",
+        hub,
         {
             "readings": [
-                reading("old", meter.serial, "blood-glucose", iso(NOW - timedelta(days=3)), 90, "mg/dL"),
-                reading("new", meter.serial, "blood-glucose", iso(NOW - timedelta(hours=1)), 90, "mg/dL"),
+                reading("old", meter.serial, "blood-glucose", iso(now - timedelta(days=3)), 90, "mg/dL"),
+                reading("new", meter.serial, "blood-glucose", iso(now - timedelta(hours=1)), 90, "mg/dL"),
             ]
         },
     )
@@ -203,26 +223,26 @@ async def test_device_not_assigned_outside_every_assignment(worker, gateway, com
     assert [r.get("reason", r["status"]) for r in document["results"]] == ["device_not_assigned", "accepted"]
     async with committed() as session:
         value = await session.scalar(
-            select(Observation.value).where(Observation.gateway_id == "hub-5", Observation.reading_id == "new")
+            select(Observation.value).where(Observation.gateway_id == hub, Observation.reading_id == "new")
         )
     assert value == round(90 / 18.016, 3)
 
 
-async def test_metrics_and_readiness_on_the_metrics_port(settings: Settings, gateway, committed):
+async def test_metrics_and_readiness_on_the_metrics_port(settings: Settings, gateway, committed, own_organisation, now):
+    hub = new_hub()
     port = free_port()
     worker = IngestWorker(settings.model_copy(update={"metrics_port": port}))
     await worker.start()
     task = asyncio.create_task(worker.run())
     try:
-        [scale] = await enrol_with_devices(committed, ORG_A, ["body-weight"])
-        while not worker.ready():
-            await asyncio.sleep(0.05)
+        [scale] = await enrol_with_devices(committed, own_organisation, ["body-weight"])
+        await wait_until(worker.ready, "the worker subscribed")
         gateway.publish(
-            "hub-6",
+            hub,
             {
                 "readings": [
-                    reading("m1", scale.serial, "body-weight", iso(NOW), 80, "kg"),
-                    reading("m2", "nope", "body-weight", iso(NOW), 80, "kg"),
+                    reading("m1", scale.serial, "body-weight", iso(now), 80, "kg"),
+                    reading("m2", "nope", "body-weight", iso(now), 80, "kg"),
                 ]
             },
         )
@@ -275,16 +295,15 @@ async def test_gateway_status_is_recorded_and_a_bad_one_kept(worker, gateway, co
     assert gateway.acks == []  # status messages are not answered
 
 
-async def test_mqtt_3_1_1_mode_stores_and_acknowledges(settings: Settings, gateway, committed):
+async def test_mqtt_3_1_1_mode_stores_and_acknowledges(settings: Settings, gateway, committed, own_organisation, now):
     worker = IngestWorker(settings.model_copy(update={"mqtt_protocol": MqttProtocol.v311}))
     await worker.start()
     task = asyncio.create_task(worker.run())
     try:
-        while not worker.ready():
-            await asyncio.sleep(0.05)
-        [meter] = await enrol_with_devices(committed, ORG_A, ["peak-flow"])
+        await wait_until(worker.ready, "the worker subscribed")
+        [meter] = await enrol_with_devices(committed, own_organisation, ["peak-flow"])
         hub = f"hub-{uuid.uuid4().hex[:8]}"
-        gateway.publish(hub, reading("pf", meter.serial, "peak-flow", iso(NOW), 380, "L/min"))
+        gateway.publish(hub, reading("pf", meter.serial, "peak-flow", iso(now), 380, "L/min"))
         [(_, document)] = await acks(gateway, 1)
     finally:
         worker.request_stop()
@@ -292,8 +311,10 @@ async def test_mqtt_3_1_1_mode_stores_and_acknowledges(settings: Settings, gatew
     assert document == {"results": [{"id": "pf", "status": "accepted"}]}
 
 
-async def test_a_batch_is_retried_while_the_database_is_away(worker, gateway, committed, monkeypatch):
-    [scale] = await enrol_with_devices(committed, ORG_A, ["body-weight"])
+async def test_a_batch_is_retried_while_the_database_is_away(
+    worker, gateway, committed, monkeypatch, own_organisation, now
+):
+    [scale] = await enrol_with_devices(committed, own_organisation, ["body-weight"])
     real, calls = worker._record, []
 
     async def away_twice(batch):
@@ -303,16 +324,16 @@ async def test_a_batch_is_retried_while_the_database_is_away(worker, gateway, co
         return await real(batch)
 
     monkeypatch.setattr(worker, "_record", away_twice)
-    gateway.publish(f"hub-{uuid.uuid4().hex[:8]}", reading("away", scale.serial, "body-weight", iso(NOW), 80, "kg"))
+    gateway.publish(f"hub-{uuid.uuid4().hex[:8]}", reading("away", scale.serial, "body-weight", iso(now), 80, "kg"))
     [(_, document)] = await acks(gateway, 1)
     assert document == {"results": [{"id": "away", "status": "accepted"}]}
     assert len(calls) == 3 and worker.metrics.batch_failures._value.get() == 2
 
 
 async def test_a_poison_message_is_left_unacknowledged_and_the_others_go_through(
-    worker, gateway, committed, monkeypatch
+    worker, gateway, committed, monkeypatch, own_organisation, now
 ):
-    [scale] = await enrol_with_devices(committed, ORG_A, ["body-weight"])
+    [scale] = await enrol_with_devices(committed, own_organisation, ["body-weight"])
     real = worker._record
 
     async def poisoned(batch):
@@ -323,25 +344,37 @@ async def test_a_poison_message_is_left_unacknowledged_and_the_others_go_through
     monkeypatch.setattr(worker, "_record", poisoned)
     hub = f"hub-{uuid.uuid4().hex[:8]}"
     # While a first batch is being recorded (held back here), the next three messages wait
-    # and become one batch.
-    monkeypatch.setattr(worker.settings, "ingest_flush_ms", 2000)
-    held = asyncio.Event()
+    # and become one batch: it keeps growing until the first is done (the flush timer being
+    # far away), and the test lets the first go only once the worker has taken all three.
+    monkeypatch.setattr(worker.settings, "ingest_flush_ms", 120_000)
+    entered, held = asyncio.Event(), asyncio.Event()
     real_poisoned = worker._record
 
     async def slow_first(batch):
         if any(b"first" in delivery.message.payload for delivery in batch):
+            entered.set()
             await held.wait()
         return await real_poisoned(batch)
 
+    taken, real_take = [], worker.queue.take
+
+    def counted_take():
+        item = real_take()
+        if item is not None:
+            taken.append(item)
+        return item
+
     monkeypatch.setattr(worker, "_record", slow_first)
-    gateway.publish(hub, reading("first", scale.serial, "body-weight", iso(NOW), 80, "kg"))
-    await asyncio.sleep(0.3)
+    monkeypatch.setattr(worker.queue, "take", counted_take)
+    gateway.publish(hub, reading("first", scale.serial, "body-weight", iso(now), 80, "kg"))
+    await asyncio.wait_for(entered.wait(), 15)
     for reading_id in ("ok-1", "poison", "ok-2"):
-        gateway.publish(hub, reading(reading_id, scale.serial, "body-weight", iso(NOW), 80, "kg"))
-    await asyncio.sleep(0.3)
+        gateway.publish(hub, reading(reading_id, scale.serial, "body-weight", iso(now), 80, "kg"))
+    await wait_until(lambda: len(taken) == 4, "the worker took the three messages into its next batch")
     held.set()
+    # The poison message is tried alone before ok-2 is: were it acknowledged, its ack would be
+    # among the first three.
     answered = await acks(gateway, 3)
-    await asyncio.sleep(0.5)
     assert sorted(doc["results"][0]["id"] for _, doc in gateway.acks) == ["first", "ok-1", "ok-2"]
     assert len(answered) == 3
     assert worker.metrics.batch_failures._value.get() == 2  # the batch of three, then the poison alone
@@ -361,15 +394,14 @@ def test_a_server_process_freezes_its_startup_objects_and_collects_rarely():
 
 
 async def test_batches_overlap_up_to_the_setting_and_acks_keep_the_arrival_order(
-    settings: Settings, gateway, committed, monkeypatch
+    settings: Settings, gateway, committed, monkeypatch, own_organisation, now
 ):
     worker = IngestWorker(settings.model_copy(update={"ingest_batches_in_flight": 3, "ingest_batch_readings": 1}))
     await worker.start()
     task = asyncio.create_task(worker.run())
     try:
-        while not worker.ready():
-            await asyncio.sleep(0.05)
-        [scale] = await enrol_with_devices(committed, ORG_A, ["body-weight"])
+        await wait_until(worker.ready, "the worker subscribed")
+        [scale] = await enrol_with_devices(committed, own_organisation, ["body-weight"])
         real, started, held = worker._record, [], asyncio.Event()
 
         async def first_one_slow(batch):
@@ -382,10 +414,17 @@ async def test_batches_overlap_up_to_the_setting_and_acks_keep_the_arrival_order
         monkeypatch.setattr(worker, "_record", first_one_slow)
         hub = f"hub-{uuid.uuid4().hex[:8]}"
         for number in range(6):  # one batch each: the setting allows one reading per batch
-            gateway.publish(hub, reading(f"r-{number}", scale.serial, "body-weight", iso(NOW), 80 + number, "kg"))
-            await asyncio.sleep(0.1)
-        await asyncio.sleep(0.5)
-        assert started == ["r-0", "r-1", "r-2"]  # three in flight; the fourth waits for the first
+            gateway.publish(hub, reading(f"r-{number}", scale.serial, "body-weight", iso(now), 80 + number, "kg"))
+        # Three in flight; the other three wait in the hand-off until the first is done.
+        await wait_until(
+            lambda: len(started) == 3 and worker.queue.qsize() == 3, "three batches started, three messages waiting"
+        )
+        assert started == ["r-0", "r-1", "r-2"]
+
+        async def r1_and_r2_committed() -> bool:
+            return await count_rows(committed, hub) == 2
+
+        await wait_until(r1_and_r2_committed, "r-1 and r-2 committed")
         assert gateway.answered() == 0  # r-1 and r-2 are committed, but acks wait for r-0's
         held.set()
         answered = await acks(gateway, 6)

@@ -299,6 +299,61 @@ def test_split_message_never_raises(payload):
     assert isinstance(outcome, list | Rejection)
 
 
+# What the fuzzer (tests/fuzz) found: each of these crashed the worker, or changed a kept payload.
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b'{"id": "\\ud800", "device": {"serial": "SC-1"}}',  # a lone high surrogate
+        b'{"readings": [{"id": "r-1", "device": {"serial": "\\udfff"}}]}',  # a lone low surrogate
+        b'{"\\udbffA": 1}',  # in a key
+        b'{"id": "r-1", "value": 1e400, "unit": "\\ud800"}',  # beside a number orjson refuses
+    ],
+)
+def test_a_lone_surrogate_escape_is_bad_json(payload):
+    # It parses with the standard parser, but no UTF-8 text, PostgreSQL text or ack can hold it:
+    # writing its rejection (or its ack) used to raise, and the worker died on every redelivery.
+    outcome = split_message(payload)
+    assert isinstance(outcome, Rejection)
+    assert (outcome.reason, outcome.payload) == (Reason.bad_json, payload)
+    assert "surrogate" in (outcome.detail or "")
+
+
+def test_a_surrogate_pair_is_one_character_and_accepted():
+    assert split_message(b'{"id": "\\ud83d\\ude00"}') == [{"id": "\U0001f600"}]
+
+
+@pytest.mark.parametrize("opener, closer", [(b"[", b"]"), (b'{"a":', b"}")])
+def test_nesting_deeper_than_254_levels_is_a_schema_rejection(opener, closer):
+    def nested(depth: int) -> bytes:
+        inner = b"1" if opener != b"[" else b""
+        return b'{"id":"r-1","extra":' + opener * depth + inner + closer * depth + b"}"
+
+    assert isinstance(split_message(nested(253)), list)  # 254 levels with the reading itself
+    for depth in (254, 1000):  # 1,000: its rejection used to exceed the recursion limit
+        outcome = split_message(nested(depth))
+        assert isinstance(outcome, Rejection)
+        assert outcome.reason == Reason.schema and "254" in (outcome.detail or "")
+
+
+def test_nesting_beyond_what_a_parser_reads_is_bad_json():
+    payload = b"[" * 5000 + b"]" * 5000  # raised RecursionError out of the standard parser
+    outcome = split_message(payload)
+    assert isinstance(outcome, Rejection)
+    assert (outcome.reason, outcome.payload) == (Reason.bad_json, payload)
+
+
+@pytest.mark.parametrize("number", [2**64, -(2**63) - 1, -558218471928918573056, 10**30, 10**400])
+def test_integers_beyond_64_bits_keep_every_digit(number):
+    # orjson reads them as floats: the kept rejection said -5.582184719289186e+20.
+    [reading] = split_message(b'{"id": "r-1", "value": %d}' % number)
+    assert reading["value"] == number and isinstance(reading["value"], int)
+    rejection = validate_reading(reading, GATEWAY, NOW)
+    assert isinstance(rejection, Rejection)
+    assert json.loads(rejection.payload)["value"] == number
+
+
 # --- a valid reading --------------------------------------------------------------------------
 
 

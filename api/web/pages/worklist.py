@@ -14,7 +14,7 @@ from rpm.access import service as access
 from rpm.api.deps import SessionDep, SettingsDep
 from rpm.api.stream import Visibility
 from rpm.api.web import present
-from rpm.api.web.deps import SESSION_COOKIE, SignedIn, WebActor
+from rpm.api.web.deps import SESSION_COOKIE, StaffSession, WebActor
 from rpm.api.web.render import page
 from rpm.organisations import repository as organisations
 from rpm.patients import service as patients
@@ -92,7 +92,7 @@ async def worklist_rows(
 
 
 @router.get("/events")
-async def events(request: Request, signed: SignedIn, settings: SettingsDep) -> StreamingResponse:
+async def events(request: Request, signed: StaffSession, settings: SettingsDep) -> StreamingResponse:
     """A nudge for each alert event of the caller's patients (no patient data: the page fetches
     its rows, which are audited). The browser reconnects by itself; the page then catches up."""
     hub = request.app.state.hub

@@ -43,6 +43,10 @@ def staff_from_claims(claims: Mapping[str, Any], settings: Settings) -> Staff:
     if isinstance(raw_roles, str):
         raw_roles = raw_roles.split()
     roles = frozenset(Role(r) for r in raw_roles if r in Role.__members__)
+    if not roles:
+        # Reading patients' data and working their alerts is for nurses, physicians and
+        # admins; a token of the organisation with some other role (or none) may do nothing.
+        raise Forbidden("no_role", f"the token names none of the roles {', '.join(r.value for r in Role)}")
     hpr = claims.get(settings.claim_hpr)
     name = claims.get("name")
     return Staff(

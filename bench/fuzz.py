@@ -53,15 +53,13 @@ import psycopg
 PROJECT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT))  # for tests.fuzz and tests.fixtures
 
-from hypothesis import HealthCheck, Phase, given, seed  # noqa: E402
-from hypothesis import settings as hypothesis_settings  # noqa: E402
 
 from rpm.config import Settings  # noqa: E402
 from rpm.db import create_engine, session_factory  # noqa: E402
 from tests.fixtures.servers import free_port  # noqa: E402
 from tests.fixtures.world import add_organisation, enrol_with_devices  # noqa: E402
 from tests.fuzz.harness import FuzzPublisher, WorkerProcess  # noqa: E402
-from tests.fuzz.messages import READING_TYPES, Devices, FuzzMessage, fuzz_messages  # noqa: E402
+from tests.fuzz.messages import READING_TYPES, Devices, FuzzMessage, draw_messages  # noqa: E402
 
 
 def _load(name: str, file: str) -> ModuleType:
@@ -103,20 +101,7 @@ def generate(devices: Devices, count: int, seed_value: int, path: Path) -> float
     """Draw `count` messages from hypothesis into `path`; the seconds it took."""
     started = time.perf_counter()
     with path.open("wb") as out:
-
-        @seed(seed_value)
-        @hypothesis_settings(
-            max_examples=count,
-            database=None,
-            phases=[Phase.generate],
-            deadline=None,
-            suppress_health_check=list(HealthCheck),
-        )
-        @given(fuzz_messages(devices))
-        def keep(message: FuzzMessage) -> None:
-            pickle.dump(message, out)
-
-        keep()
+        draw_messages(devices, count, seed_value, lambda message: pickle.dump(message, out))
     return time.perf_counter() - started
 
 

@@ -14,10 +14,13 @@ import hashlib
 import json
 import math
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
+from hypothesis import HealthCheck, Phase, given, seed
+from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from rpm.fhir.codes import READING_TYPES
@@ -594,3 +597,22 @@ FAMILIES = [  # (weight, strategy)
 def fuzz_messages(devices: Devices) -> st.SearchStrategy[FuzzMessage]:
     weighted = [strategy(devices) for weight, strategy in FAMILIES for _ in range(weight)]
     return st.sampled_from(weighted).flatmap(lambda strategy: strategy)
+
+
+def draw_messages(devices: Devices, count: int, seed_value: int, each: Callable[[FuzzMessage], None]) -> None:
+    """Draw `count` messages from hypothesis, the same ones for the same seed, and hand each to
+    `each` as it is drawn (the CI test and bench/fuzz.py both draw this way)."""
+
+    @seed(seed_value)
+    @hypothesis_settings(
+        max_examples=count,
+        database=None,
+        phases=[Phase.generate],
+        deadline=None,
+        suppress_health_check=list(HealthCheck),
+    )
+    @given(fuzz_messages(devices))
+    def handle(message: FuzzMessage) -> None:
+        each(message)
+
+    handle()

@@ -7,34 +7,19 @@ from __future__ import annotations
 
 import asyncio
 
-from hypothesis import HealthCheck, Phase, given, seed
-from hypothesis import settings as hypothesis_settings
-
 from rpm.config import Settings
 from tests.fixtures.servers import free_port
 from tests.fixtures.world import enrol_with_devices
 from tests.fuzz.harness import FuzzPublisher, WorkerProcess
-from tests.fuzz.messages import READING_TYPES, Devices, FuzzMessage, fuzz_messages
+from tests.fuzz.messages import READING_TYPES, Devices, draw_messages
 
 MESSAGES = 2000
 
 
 def generate(devices: Devices, count: int, sink: FuzzPublisher, alive) -> None:
     """Draw `count` messages from hypothesis and send each as it is drawn."""
-
-    @seed(20261201)  # the same messages in every run; bench/fuzz.py takes other seeds
-    @hypothesis_settings(
-        max_examples=count,
-        database=None,
-        phases=[Phase.generate],
-        deadline=None,
-        suppress_health_check=list(HealthCheck),
-    )
-    @given(fuzz_messages(devices))
-    def send(message: FuzzMessage) -> None:
-        sink.send(message, alive)
-
-    send()
+    # The same messages in every run; bench/fuzz.py takes other seeds.
+    draw_messages(devices, count, 20261201, lambda message: sink.send(message, alive))
 
 
 def worker_env(settings: Settings) -> dict[str, str]:

@@ -76,7 +76,20 @@ async def queue(
         200: {
             "description": "Server-Sent Events: `event:` opened, changed, escalated or resolved, `id:` the event "
             "id (resume with Last-Event-ID), `data:` the alert as in the queue (AlertItem)",
-            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+            # Each event as a client reads it (the SSE fields); `data` is the alert as JSON text.
+            "content": {
+                "text/event-stream": {
+                    "schema": {
+                        "type": "object",
+                        "properties": {
+                            "event": {"type": "string", "enum": ["opened", "changed", "escalated", "resolved"]},
+                            "id": {"type": "string", "pattern": "^[0-9]+$"},
+                            "data": {"type": "string"},
+                        },
+                        "required": ["event", "id", "data"],
+                    }
+                }
+            },
         }
     },
 )

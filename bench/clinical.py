@@ -25,7 +25,7 @@ What one run does
      patient and rule (at most one active alert per patient and rule), hiding both catches and
      false alerts. With it, breaches of one patient and rule within the same day still fold into
      one alert, as they would on a worklist read once a day.
-   - The missing-measurement check (`rpm.alerts.service.check_missing`), run in this process at
+   - The missing-measurement check (`rpm.pipeline.run_clock_rules`), run in this process at
      the simulated midnight. The worker runs it every minute on the wall clock, which means
      nothing for readings from the past, so the worker's own check is made inert
      (RPM_MISSING_GRACE_HOURS=100000) and the patients' enrolment time is set back to the day
@@ -99,10 +99,10 @@ import httpx
 import psycopg
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from rpm.alerts.service import check_missing
 from rpm.config import Settings
 from rpm.db import async_url, session_factory
 from rpm.norway import OSLO
+from rpm.pipeline import run_clock_rules
 from rpm.simulator.cohort import CONDITIONS, SimPatient, make_cohort
 from rpm.simulator.gateway import Fleet, GatewayStats, batches, unique_client_prefix
 from rpm.simulator.physiology import CLINICAL_KINDS, GATEWAY_OFFLINE, MISSED_DAY, Episode, Timeline, simulate
@@ -202,7 +202,7 @@ class MissingCheck:
 
         async def once() -> int:
             async with self.sessions() as session, session.begin():
-                return await check_missing(session, now, MISSING_GRACE)
+                return await run_clock_rules(session, now, MISSING_GRACE)
 
         opened = self.runner.run(once())
         self.opened += opened

@@ -45,10 +45,10 @@ day, values around each patient's own baseline, deterioration episodes and heart
 that leave the bands. `resource` is the FHIR R4 Observation the service builds (interpretation and
 referenceRange judged against the patient's templates and overrides in force when the reading arrived),
 made from per-shape JSON templates; the first `--check` rows of each job are compared byte for byte with
-`rpm.fhir.observation.observation_resource` (and their breaches with `rpm.rules.evaluation`), and a
-mismatch fails the run. Ids are UUIDv7 of the moment a row was recorded (as `rpm.db.new_id` makes them),
-from the seeded generators; missing-measurement alerts get version-4 ids (`gen_random_uuid()`, like the
-check that opens them).
+`rpm.fhir.observation.observation_resource` (and their breaches with `rpm.rules.threshold` and
+`rpm.rules.weight_gain`), and a mismatch fails the run. Ids are UUIDv7 of the moment a row was
+recorded (as `rpm.db.new_id` makes them), from the seeded generators; missing-measurement alerts get
+random version-4 ids (nothing orders alerts by id).
 
 Alerts follow the rules exactly, so with 80-97 % adherence most alerts are `missing:{type}` alerts
 (opened every_hours + 2 h after the last reading, resolved by the system when the next one arrives):
@@ -101,6 +101,7 @@ import orjson
 import psutil
 import psycopg
 
+from rpm.alerts.breaches import Evidence
 from rpm.fhir.codes import HEART_RATE, READING_TYPES, ReadingType
 from rpm.fhir.observation import observation_resource
 from rpm.observations.readings import (
@@ -111,8 +112,10 @@ from rpm.observations.readings import (
 )
 from rpm.patients.identity import IdentifierKind
 from rpm.rules.bands import GREEN, Judgement, Level, judge, judge_gain
-from rpm.rules.evaluation import NO_BANDS, Evidence, judgements_for, threshold_breaches, weight_gain_breach
+from rpm.rules.threshold import NO_BANDS, threshold_breaches
+from rpm.rules.threshold import interpret as judgements_for
 from rpm.rules.thresholds import EffectiveThresholds, effective_thresholds
+from rpm.rules.weight_gain import weight_gain_breach
 from rpm.units import to_canonical
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -1151,7 +1154,7 @@ class Checker:
         got = [(b.rule, b.level, b.threshold, b.late, b.version, b.value) for b in breaches]
         want = [(b.rule, str(b.level), b.threshold, b.late, b.thresholds_version, b.value) for b in wanted]
         if got != want:
-            raise AssertionError(f"breaches differ from rpm.rules.evaluation: {got} != {want}")
+            raise AssertionError(f"breaches differ from rpm.rules.threshold: {got} != {want}")
         self.left -= 1
         self.checked += 1
 
@@ -1556,7 +1559,7 @@ class PatientSim:
         issued: int,
         thresholds: EffectiveThresholds,
     ) -> None:
-        """The trend rule (rules.evaluation.weight_gain_breach), backwards only: this reading against
+        """The trend rule (rules.weight_gain.weight_gain_breach), backwards only: this reading against
         the lowest weight of the window before it (a patient's readings are made in time order)."""
         rule = thresholds.weight_gain
         weights = self.weights
@@ -1605,7 +1608,7 @@ class PatientSim:
                     str(expected.evidence[0].observation_id),
                 )
                 if got != want:
-                    raise AssertionError(f"weight gain differs from rpm.rules.evaluation: {got} != {want}")
+                    raise AssertionError(f"weight gain differs from rpm.rules.weight_gain: {got} != {want}")
         weights.append((effective, kilograms, observation_id))
         while weights and weights[0][0] < effective - 15 * DAY:
             weights.popleft()

@@ -26,7 +26,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from rpm.config import MqttProtocol, Settings
-from rpm.observations.service import IncomingMessage
+from rpm.pipeline import IncomingMessage
 
 log = logging.getLogger("rpm.ingest.bridge")
 

@@ -32,7 +32,7 @@ from rpm.db import create_engine, require_migrated, session_factory
 from rpm.gateways import repository as gateways
 from rpm.ingest.bridge import Delivery, Handoff, MqttBridge
 from rpm.ingest.metrics import IngestMetrics, serve
-from rpm.observations.service import MessageOutcome, RulesReport, record_messages
+from rpm.pipeline import MessageOutcome, RulesReport, record_messages, run_clock_rules
 from rpm.runtime import tune_garbage_collection
 
 log = logging.getLogger("rpm.ingest")
@@ -198,7 +198,7 @@ class IngestWorker:
         assert self.sessions is not None
         settings = self.settings
         async with self.sessions() as session, session.begin():
-            missing = await alerts.check_missing(session, now, timedelta(hours=settings.missing_grace_hours))
+            missing = await run_clock_rules(session, now, timedelta(hours=settings.missing_grace_hours))
         async with self.sessions() as session, session.begin():
             escalated = await alerts.escalate(
                 session,

@@ -3,7 +3,7 @@ draws with uPlot, and the same readings as rows of a table (the chart's text alt
 
 Built from a trend (`rpm.trends.service.trend`): raw readings or daily buckets of each
 quantity, and the bands in force period by period. Marks are readings behind alerts. A raw
-reading's level is judged with the rules' own `judge` against the bands in force when it was
+reading's level is judged by the threshold rule (`level_of`) against the bands in force when it was
 taken. Pure.
 """
 
@@ -16,8 +16,8 @@ from typing import Any
 
 from rpm.api.web import present
 from rpm.fhir.codes import READING_TYPES
-from rpm.rules.bands import Level, judge
-from rpm.rules.thresholds import bands_from_dict
+from rpm.rules.bands import Level
+from rpm.rules.threshold import level_of
 from rpm.trends.schemas import BandPeriod, Trend, TrendBucket
 
 Text = Callable[[str], str]
@@ -86,7 +86,7 @@ def _period_at(periods: Sequence[BandPeriod], at: datetime) -> BandPeriod | None
 def _level(value: float, period: BandPeriod | None) -> Level:
     if period is None:
         return Level.green
-    return judge(value, bands_from_dict({"yellow": period.yellow, "red": period.red})).level
+    return level_of(value, {"yellow": period.yellow, "red": period.red})
 
 
 def _bands_json(periods: Sequence[BandPeriod]) -> list[dict[str, Any]]:

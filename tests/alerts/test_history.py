@@ -16,6 +16,7 @@ from rpm.alerts.models import Alert, ResolutionOutcome
 from rpm.audit.models import AuditRecord
 from rpm.audit.service import Actor
 from rpm.errors import NotFound
+from rpm.pipeline import run_clock_rules
 from tests.alerts.test_lifecycle import (
     GRACE,
     HOUR,
@@ -84,7 +85,7 @@ async def test_an_alert_opened_red_is_never_raised_and_a_second_acknowledgement_
 async def test_a_missing_measurement_resolved_by_a_reading_is_resolved_by_the_system(session):
     patient = await weight_patient(session)
     due = C + 24 * HOUR + GRACE + MINUTE
-    await service.check_missing(session, due, GRACE)
+    await run_clock_rules(session, due, GRACE)
     alert = await the_alert(session, patient.id, MISSING_WEIGHT)
     await send(session, patient, 80.9, at=due + HOUR - MINUTE, reading_type="body-weight")
     steps = await service.history(session, staff(), alert.id)

@@ -1,7 +1,7 @@
 """The alert lifecycle of rules.md against the real PostgreSQL, with an injected clock.
 
 Every test builds its own patients inside the rolled-back `session` transaction, so nothing
-leaks. The clock is set in 2021: check_missing and escalate sweep every patient and alert
+leaks. The clock is set in 2021: the clock rules and escalation sweep every patient and alert
 in the database, and the committed data of other tests (created on the real clock, years
 later) can then never meet their deadlines here.
 """
@@ -22,16 +22,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from rpm.access.staff import Role, Staff
 from rpm.alerts import service
+from rpm.alerts.breaches import Breach, Findings
 from rpm.alerts.models import Alert, AlertEvent
 from rpm.alerts.schemas import AlertItem
 from rpm.audit.service import Actor
 from rpm.config import Settings
 from rpm.errors import Conflict, NotFound
 from rpm.observations.models import Observation
-from rpm.observations.service import IncomingMessage, RulesReport, record_messages
 from rpm.organisations.models import Organisation
+from rpm.pipeline import IncomingMessage, RulesReport, record_messages, run_clock_rules
 from rpm.rules.bands import Level
-from rpm.rules.evaluation import Breach
 from tests.conftest import ORG_A, ORG_B
 from tests.fixtures.world import add_patient_with_devices
 
@@ -591,27 +591,27 @@ async def test_a_late_weighing_opens_exactly_one_missing_alert(session):
     last = C + 10 * HOUR
     await send(session, patient, 81.4, at=last, reading_type="body-weight")
 
-    assert await service.check_missing(session, last + 24 * HOUR + HOUR + 59 * MINUTE, GRACE) == 0
+    assert await run_clock_rules(session, last + 24 * HOUR + HOUR + 59 * MINUTE, GRACE) == 0
     assert await alerts_of(session, patient.id) == []
 
     due = last + 24 * HOUR + GRACE + SECOND
-    assert await service.check_missing(session, due, GRACE) == 1
+    assert await run_clock_rules(session, due, GRACE) == 1
     alert = await the_alert(session, patient.id, MISSING_WEIGHT)
     assert (alert.level, alert.status, alert.occurrences, alert.opened_at) == ("yellow", "open", 1, due)
     assert alert.last_reading_at == last
     assert await kinds_of(session, alert.id) == ["opened"]
 
-    assert await service.check_missing(session, due + MINUTE, GRACE) == 0
-    assert await service.check_missing(session, due + 3 * 24 * HOUR, GRACE) == 0
+    assert await run_clock_rules(session, due + MINUTE, GRACE) == 0
+    assert await run_clock_rules(session, due + 3 * 24 * HOUR, GRACE) == 0
     assert [a.id for a in await alerts_of(session, patient.id)] == [alert.id]
     assert (await the_alert(session, patient.id, MISSING_WEIGHT)).occurrences == 1
 
 
 async def test_without_any_reading_the_interval_counts_from_enrolment(session):
     patient = await weight_patient(session)
-    assert await service.check_missing(session, C + 24 * HOUR + HOUR + 59 * MINUTE, GRACE) == 0
+    assert await run_clock_rules(session, C + 24 * HOUR + HOUR + 59 * MINUTE, GRACE) == 0
     assert await alerts_of(session, patient.id) == []
-    assert await service.check_missing(session, C + 24 * HOUR + GRACE + SECOND, GRACE) == 1
+    assert await run_clock_rules(session, C + 24 * HOUR + GRACE + SECOND, GRACE) == 1
     alert = await the_alert(session, patient.id, MISSING_WEIGHT)
     assert (alert.level, alert.last_reading_at) == ("yellow", None)
 
@@ -619,7 +619,7 @@ async def test_without_any_reading_the_interval_counts_from_enrolment(session):
 async def test_a_weighing_resolves_the_missing_alert_and_another_type_does_not(session):
     patient = await weight_patient(session)
     due = C + 24 * HOUR + GRACE + SECOND
-    await service.check_missing(session, due, GRACE)
+    await run_clock_rules(session, due, GRACE)
     alert = await the_alert(session, patient.id, MISSING_WEIGHT)
 
     await send(session, patient, 96, at=due + HOUR, reading_type="spo2")  # green, another type
@@ -637,14 +637,14 @@ async def test_a_weighing_resolves_the_missing_alert_and_another_type_does_not(s
     assert await kinds_of(session, alert.id) == ["opened", "resolved"]
 
     # The fresh weighing starts a new interval: nothing is missing an hour later.
-    assert await service.check_missing(session, arrival + HOUR, GRACE) == 0
+    assert await run_clock_rules(session, arrival + HOUR, GRACE) == 0
     assert [a.id for a in await alerts_of(session, patient.id)] == [alert.id]
 
 
 async def test_an_acknowledged_missing_alert_is_also_resolved_by_the_reading(session):
     patient = await weight_patient(session)
     due = C + 24 * HOUR + GRACE + SECOND
-    await service.check_missing(session, due, GRACE)
+    await run_clock_rules(session, due, GRACE)
     alert = await the_alert(session, patient.id, MISSING_WEIGHT)
     await service.acknowledge(session, staff(), alert.id, due + MINUTE)
     await send(session, patient, 80.9, at=due + HOUR, reading_type="body-weight")
@@ -655,14 +655,14 @@ async def test_an_acknowledged_missing_alert_is_also_resolved_by_the_reading(ses
 async def test_a_patient_whose_follow_up_ended_gets_no_missing_alert(session):
     ended = await weight_patient(session, status="ended")
     active = await weight_patient(session)
-    assert await service.check_missing(session, C + 30 * 24 * HOUR, GRACE) == 1
+    assert await run_clock_rules(session, C + 30 * 24 * HOUR, GRACE) == 1
     assert await alerts_of(session, ended.id) == []
     assert len(await alerts_of(session, active.id, MISSING_WEIGHT)) == 1
 
 
 async def test_only_planned_types_are_missed(session):
     patient = await weight_patient(session)  # plans body-weight only, has an spo2 device too
-    await service.check_missing(session, C + 30 * 24 * HOUR, GRACE)
+    await run_clock_rules(session, C + 30 * 24 * HOUR, GRACE)
     assert [a.rule for a in await alerts_of(session, patient.id)] == [MISSING_WEIGHT]
 
 
@@ -683,12 +683,12 @@ def spo2_breach(patient_id: uuid.UUID, level: Level, value: float, at: datetime)
     )
 
 
-async def test_apply_breaches_and_resolve_append_events_in_order(session):
+async def test_landed_findings_and_resolve_append_events_in_order(session):
     patient = await enrol(session)
-    opened = await service.apply_breaches(session, [spo2_breach(patient.id, Level.yellow, 85, T0)], set(), T0)
+    opened = await service.land_findings(session, Findings([spo2_breach(patient.id, Level.yellow, 85, T0)]), T0)
     assert opened == [SPO2_LOW]
-    again = await service.apply_breaches(
-        session, [spo2_breach(patient.id, Level.red, 83, T0 + MINUTE)], set(), T0 + MINUTE
+    again = await service.land_findings(
+        session, Findings([spo2_breach(patient.id, Level.red, 83, T0 + MINUTE)]), T0 + MINUTE
     )
     assert again == []
     alert = await the_alert(session, patient.id)
@@ -711,7 +711,7 @@ async def test_apply_breaches_and_resolve_append_events_in_order(session):
 async def test_one_event_per_alert_per_transaction(session):
     patient = await enrol(session)
     breaches = [spo2_breach(patient.id, Level.yellow, 85, T0), spo2_breach(patient.id, Level.red, 83, T0 + MINUTE)]
-    await service.apply_breaches(session, breaches, set(), T0 + MINUTE)
+    await service.land_findings(session, Findings(breaches), T0 + MINUTE)
     alert = await the_alert(session, patient.id)
     [event] = await events_of(session, alert.id)
     assert (event.kind, event.alert["occurrences"], event.alert["level"]) == ("opened", 2, "red")
@@ -767,7 +767,7 @@ async def test_a_late_reading_lands_in_its_place_among_an_events_references(sess
 async def test_one_batch_resolves_a_missing_alert_and_opens_a_threshold_alert_with_an_event_each(session):
     patient = await weight_patient(session)
     due = C + 24 * HOUR + GRACE + SECOND
-    await service.check_missing(session, due, GRACE)
+    await run_clock_rules(session, due, GRACE)
     missing = await the_alert(session, patient.id, MISSING_WEIGHT)
     breach = Breach(
         patient_id=patient.id,
@@ -780,7 +780,7 @@ async def test_one_batch_resolves_a_missing_alert_and_opens_a_threshold_alert_wi
         late=False,
         thresholds_version=0,
     )
-    opened = await service.apply_breaches(session, [breach], {(patient.id, "body-weight")}, due + MINUTE)
+    opened = await service.land_findings(session, Findings([breach], {(patient.id, MISSING_WEIGHT)}), due + MINUTE)
     assert opened == ["threshold:29463-7:high"]
     resolved_events = await events_of(session, missing.id)
     assert [e.kind for e in resolved_events] == ["opened", "resolved"]
@@ -793,5 +793,5 @@ async def test_one_batch_resolves_a_missing_alert_and_opens_a_threshold_alert_wi
 
 async def test_a_batch_with_nothing_to_resolve_or_land_changes_no_alert(session):
     patient = await enrol(session)
-    assert await service.apply_breaches(session, [], {(patient.id, "spo2")}, T0) == []
+    assert await service.land_findings(session, Findings([], {(patient.id, "missing:spo2")}), T0) == []
     assert await alerts_of(session, patient.id) == []

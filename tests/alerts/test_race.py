@@ -22,12 +22,11 @@ from sqlalchemy import select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from rpm.alerts import service
 from rpm.alerts.models import Alert, AlertEvent, AlertObservation
 from rpm.config import Settings
 from rpm.db import create_engine, session_factory
-from rpm.observations.service import IncomingMessage, RulesReport, record_messages
 from rpm.patients.models import Patient
+from rpm.pipeline import IncomingMessage, RulesReport, record_messages, run_clock_rules
 from tests.fixtures.world import enrol_with_devices
 
 SPO2_LOW = "threshold:59408-5:low"
@@ -226,7 +225,7 @@ async def test_twenty_concurrent_transactions_make_one_alert(committed, workers,
 
 
 async def test_concurrent_missing_checks_open_one_alert(committed, workers, retire, own_organisation):
-    """check_missing runs in the ingest worker and in schedulers, several at once (rules.md)."""
+    """The clock rules run in the ingest worker and in schedulers, several at once (rules.md)."""
     [device] = await enrol_with_devices(committed, own_organisation, ["body-weight"], plan={"body-weight": 24})
     patient_id = device.patient_id
     retire.append(patient_id)
@@ -237,7 +236,7 @@ async def test_concurrent_missing_checks_open_one_alert(committed, workers, reti
         await session.execute(update(Patient).where(Patient.id == patient_id).values(created_at=enrolled))
 
     async def check(session: AsyncSession) -> int:
-        return await service.check_missing(session, now, timedelta(hours=2))
+        return await run_clock_rules(session, now, timedelta(hours=2))
 
     opened, waiting = await overlapping(workers, committed, [check, check])
     assert sorted(opened) == [0, 1]

@@ -7,10 +7,10 @@ import uuid
 
 from sqlalchemy import select
 
+from rpm import pipeline
 from rpm.alerts.models import Alert
-from rpm.observations import service as observations
 from rpm.observations.models import Observation
-from rpm.observations.service import IncomingMessage, RulesReport, record_messages
+from rpm.pipeline import IncomingMessage, RulesReport, record_messages
 from tests.alerts.test_lifecycle import MINUTE, T0, TOPIC_ROOT, enrol
 
 
@@ -41,7 +41,7 @@ async def test_a_failing_alert_step_keeps_the_reading_and_counts_the_error(sessi
     async def broken(*args, **kwargs):
         raise RuntimeError("rules are broken")
 
-    monkeypatch.setattr(observations, "raise_alerts", broken)
+    monkeypatch.setattr(pipeline.engine, "judge_batch", broken)
     [outcome], report, gateway = await record_spo2(session, patient, 83)
     assert outcome.results == [{"id": "r-1", "status": "accepted"}]
     assert report.errors == 1
@@ -56,7 +56,7 @@ async def test_a_failing_judgement_stores_the_reading_without_interpretation(ses
     def broken(values, thresholds):
         raise ValueError("cannot judge")
 
-    monkeypatch.setattr(observations, "judgements_for", broken)
+    monkeypatch.setattr(pipeline, "interpret", broken)
     [outcome], report, gateway = await record_spo2(session, patient, 83)
     assert outcome.results == [{"id": "r-1", "status": "accepted"}]
     assert report.errors == 1

@@ -14,8 +14,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from rpm.observations.models import Observation
-from rpm.observations.service import IncomingMessage, MessageOutcome, record_messages
 from rpm.organisations.models import Organisation
+from rpm.pipeline import IncomingMessage, MessageOutcome, record_messages
 from tests.conftest import ORG_A
 from tests.fixtures.identity import fresh_identity
 

@@ -11,7 +11,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.exc import DBAPIError
 
 from rpm.observations.models import Observation
-from rpm.observations.service import IncomingMessage
+from rpm.pipeline import IncomingMessage
 from rpm.rejections.models import RejectedReading
 from rpm.rejections.service import reprocess_device
 from tests.api.helpers import (

@@ -163,13 +163,13 @@ async def test_a_whole_message_naming_another_organisations_device_is_only_an_op
 
 
 def message_of_bytes(payload: bytes, gateway: str) -> Any:
-    from rpm.observations.service import IncomingMessage
+    from rpm.pipeline import IncomingMessage
 
     return IncomingMessage(f"rpm/v1/gateways/{gateway}/measurements", payload, datetime.now(UTC))
 
 
 def test_the_serials_a_payload_names_are_read_from_its_bytes():
-    from rpm.observations.service import mentioned_serials
+    from rpm.pipeline import mentioned_serials
 
     assert mentioned_serials(b'{"readings":[{"device":{"serial":"A-1"}},{"device": {"serial" : "B\\"2"}}') == [
         "A-1",

@@ -47,7 +47,7 @@ from rpm.patients.identity import WEIGHTS_FIRST, WEIGHTS_SECOND, IdentifierKind
 from rpm.patients.schemas import CONDITIONS, PatientOut, PlanItem
 from rpm.rejections.schemas import ReprocessOut
 from rpm.rules.bands import QuantityBands
-from rpm.rules.evaluation import LATE_AFTER
+from rpm.rules.interface import LATE_AFTER
 from rpm.rules.schemas import ThresholdsChange, ThresholdsPreviewIn, WeightGainIn
 from rpm.rules.templates import CONDITION_ORDER, CONDITION_TEMPLATES, GENERAL, WEIGHT_GAIN_TEMPLATES
 from rpm.rules.thresholds import effective_thresholds

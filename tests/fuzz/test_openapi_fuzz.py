@@ -34,7 +34,7 @@ from rpm.alerts.models import Alert
 from rpm.api.app import create_app
 from rpm.config import Settings
 from rpm.observations.models import Observation
-from rpm.observations.service import IncomingMessage, record_messages
+from rpm.pipeline import IncomingMessage, record_messages
 from tests.fixtures.world import enrol_with_devices
 
 # CI's share; FUZZ_API_EXAMPLES=200 for a deeper look by hand.

@@ -17,7 +17,8 @@ import pytest
 
 from rpm.observations.readings import ValidReading, validate_reading
 from rpm.rules.bands import Judgement, Level
-from rpm.rules.evaluation import judgements_for, threshold_breaches
+from rpm.rules.threshold import interpret as judgements_for
+from rpm.rules.threshold import threshold_breaches
 from rpm.rules.thresholds import effective_thresholds
 
 SPO2 = "59408-5"

@@ -14,7 +14,7 @@ from fhir.resources.R4B.observation import Observation
 
 from rpm.fhir.observation import observation_resource
 from rpm.observations.readings import ObservationDraft, ValidReading, validate_reading
-from rpm.rules.evaluation import judgements_for
+from rpm.rules.threshold import interpret as judgements_for
 from rpm.rules.thresholds import effective_thresholds
 
 INTERPRETATION_SYSTEM = "http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation"

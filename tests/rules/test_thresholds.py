@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from rpm.rules.bands import Band, Level, QuantityBands, WeightGain
-from rpm.rules.evaluation import judgements_for
+from rpm.rules.threshold import interpret as judgements_for
 from rpm.rules.thresholds import effective_thresholds
 
 SPO2 = "59408-5"

@@ -11,9 +11,10 @@ from typing import Any
 
 import pytest
 
+from rpm.alerts.breaches import Breach, Evidence, fold_breaches
 from rpm.rules.bands import Level, WeightGain
-from rpm.rules.evaluation import Breach, Evidence, fold_breaches, weight_gain_breach
 from rpm.rules.thresholds import effective_thresholds
+from rpm.rules.weight_gain import weight_gain_breach
 
 PATIENT = uuid.UUID("00000000-0000-4000-8000-0000000000aa")
 T0 = datetime(2026, 11, 23, 7, 0, tzinfo=UTC)

@@ -57,9 +57,9 @@ from rpm.devices.models import Device
 from rpm.gateways.models import Gateway
 from rpm.norway import OSLO, today
 from rpm.observations.models import Observation
-from rpm.observations.service import IncomingMessage, record_messages
 from rpm.organisations.models import Organisation
 from rpm.patients.models import Patient
+from rpm.pipeline import IncomingMessage, record_messages
 from rpm.sessions import service as web_sessions
 from tests.api.helpers import enrolment, unique
 from tests.fixtures.identity import fresh_identity

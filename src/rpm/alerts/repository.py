@@ -12,10 +12,9 @@ from sqlalchemy import Row, Select, and_, case, or_, select, text, tuple_, updat
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from rpm.alerts.breaches import BreachGroup, Evidence
 from rpm.alerts.models import ACTIVE, Alert
 from rpm.db import new_id
-from rpm.fhir.codes import READING_TYPE_OF_CODE
-from rpm.rules.evaluation import BreachGroup, Evidence
 
 # The references a queue item lists for alert `a`, built by the database as one text[]: its
 # newest `:newest` triggering Observations, oldest first, read backwards on (alert_id,
@@ -127,17 +126,7 @@ async def land(
             "newest": newest,
             "resolve_patient_id": [p for p, _ in pairs],
             "resolve_rule": [r for _, r in pairs],
-            "id": [new_id() for _ in groups],
-            "patient_id": [g.patient_id for g in groups],
-            "rule": [g.rule for g in groups],
-            "level": [str(g.level) for g in groups],
-            "late": [g.late for g in groups],
-            "reading_at": [g.reading_at for g in groups],
-            "occurrences": [g.occurrences for g in groups],
-            "value": [g.value for g in groups],
-            "unit": [g.unit for g in groups],
-            "threshold": [json.dumps(g.threshold) if g.threshold else None for g in groups],
-            "version": [g.thresholds_version for g in groups],
+            **_group_columns(groups),
             "evidence_patient_id": [p for p, _, _ in evidence],
             "evidence_rule": [r for _, r, _ in evidence],
             "evidence_observation_id": [e.observation_id for _, _, e in evidence],
@@ -212,52 +201,49 @@ async def evidence_references(
     return {alert_id: references for alert_id, references in rows}
 
 
-# The missing-measurement rule's condition (rules.md) for the plan item `m` of patient `p`,
-# whose type has the LOINC code `t.code`: no reading of it for its interval plus the grace
-# period, counted from enrolment when there has never been one. Asked as "is there a recent
-# one?", which the (patient, code, time) index answers without finding the newest. The
-# worklist marks overdue types by the same words.
-OVERDUE = """
-    p.created_at + make_interval(hours => m.every_hours) + :grace < :now
-    and not exists (
-        select from observations o where o.patient_id = m.patient_id and o.code = t.code
-        and o.effective_at >= cast(:now as timestamptz) - make_interval(hours => m.every_hours) - :grace
-    )
-"""
-# The same condition where the newest reading's time `last.at` is known already (null if none).
-OVERDUE_SINCE_LAST = "greatest(last.at, p.created_at) + make_interval(hours => m.every_hours) + :grace < :now"
-
-_OPEN_MISSING = text(
-    f"""
+# Alerts for breaches that only open: where the (patient, rule) has an active alert already,
+# nothing changes (a measurement still missing is the same miss, not another occurrence).
+_OPEN_UNLESS_ACTIVE = text(
+    """
     insert into alerts (id, patient_id, rule, level, status, escalated, late, opened_at, raised_at,
-        last_reading_at, occurrences, threshold, thresholds_version, updated_at)
-    select gen_random_uuid(), p.id, 'missing:' || m.reading_type, 'yellow', 'open', false, false, :now, :now,
-        (select max(o.effective_at) from observations o where o.patient_id = m.patient_id and o.code = t.code), 1,
-        jsonb_build_object('every_hours', m.every_hours, 'grace_hours', cast(:grace_hours as float8)), 0, :now
-    from measurement_plan_items m
-    join patients p on p.id = m.patient_id and p.status = 'active'
-    join unnest(cast(:types as text[]), cast(:codes as text[])) as t(reading_type, code)
-        on t.reading_type = m.reading_type
-    where {OVERDUE}
+        last_reading_at, occurrences, value, unit, threshold, thresholds_version, updated_at)
+    select id, patient_id, rule, level, 'open', false, late, :now, :now,
+        reading_at, occurrences, value, unit, cast(threshold as jsonb), version, :now
+    from unnest(
+        cast(:id as uuid[]), cast(:patient_id as uuid[]), cast(:rule as text[]), cast(:level as text[]),
+        cast(:late as boolean[]), cast(:reading_at as timestamptz[]), cast(:occurrences as integer[]),
+        cast(:value as float8[]), cast(:unit as text[]), cast(:threshold as text[]), cast(:version as integer[])
+    ) as t(id, patient_id, rule, level, late, reading_at, occurrences, value, unit, threshold, version)
+    order by patient_id, rule
     on conflict (patient_id, rule) where status in ('open', 'acknowledged') do nothing
     returning id
     """
 )
 
 
-async def open_missing(session: AsyncSession, now: datetime, grace: timedelta) -> list[uuid.UUID]:
-    rows = await session.scalars(
-        _OPEN_MISSING,
-        {
-            "now": now,
-            "grace": grace,
-            "grace_hours": grace.total_seconds() / 3600,
-            # A reading type is one LOINC code: the (patient, code, time) index answers.
-            "types": list(READING_TYPE_OF_CODE.values()),
-            "codes": list(READING_TYPE_OF_CODE),
-        },
-    )
-    return list(rows)
+def _group_columns(groups: Sequence[BreachGroup]) -> dict[str, list[Any]]:
+    """The groups as the column arrays that _LAND and _OPEN_UNLESS_ACTIVE unnest."""
+    return {
+        "id": [new_id() for _ in groups],
+        "patient_id": [g.patient_id for g in groups],
+        "rule": [g.rule for g in groups],
+        "level": [str(g.level) for g in groups],
+        "late": [g.late for g in groups],
+        "reading_at": [g.reading_at for g in groups],
+        "occurrences": [g.occurrences for g in groups],
+        "value": [g.value for g in groups],
+        "unit": [g.unit for g in groups],
+        "threshold": [json.dumps(g.threshold) if g.threshold else None for g in groups],
+        "version": [g.thresholds_version for g in groups],
+    }
+
+
+async def open_unless_active(session: AsyncSession, groups: Sequence[BreachGroup], now: datetime) -> list[uuid.UUID]:
+    """Open an alert for each group whose (patient, rule) has no active one. Returns the ids
+    of the alerts opened."""
+    if not groups:
+        return []
+    return list(await session.scalars(_OPEN_UNLESS_ACTIVE, {"now": now, **_group_columns(groups)}))
 
 
 async def escalate_due(

@@ -6,7 +6,7 @@ Takes a session and never commits. Every change appends its events last (alerts.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection, Sequence
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -16,11 +16,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from rpm.access import service as access
 from rpm.access.repository import visible_patient_ids
 from rpm.alerts import events, repository
+from rpm.alerts.breaches import Findings, fold_breaches
 from rpm.alerts.models import ACTIVE, Alert, AlertStatus, ResolutionOutcome
 from rpm.alerts.schemas import AlertDetail, AlertItem, EvidenceItem, HistoryEntry, HistoryKind
 from rpm.audit.service import Actor, record
 from rpm.errors import Conflict, NotFound
-from rpm.rules.evaluation import Breach, fold_breaches
 
 # How many of an alert's triggering Observations a queue item (and a stream event) lists, and
 # how many its detail view shows: the newest ones.
@@ -55,28 +55,21 @@ async def _append_events(session: AsyncSession, changes: Sequence[tuple[str, Row
     await events.append(session, [(kind, to_item(row).model_dump(mode="json")) for kind, row in changes], now)
 
 
-async def apply_breaches(
-    session: AsyncSession,
-    breaches: Sequence[Breach],
-    readings_received: Collection[tuple[uuid.UUID, str]],
-    now: datetime,
-) -> list[str]:
-    """Open or update alerts for the breaches; resolve missing-measurement alerts that the
-    readings (patient, reading type) answer. Events are appended last, one per changed alert.
-    Returns the rule keys of the alerts opened."""
+async def land_findings(session: AsyncSession, findings: Findings, now: datetime) -> list[str]:
+    """What the rules found in an ingest batch: open or update an alert for each (patient,
+    rule) breached, and resolve the active alerts the batch answers. Events are appended last,
+    one per changed alert. Returns the rule keys of the alerts opened."""
     changed = await repository.land(
-        session,
-        {(patient_id, f"missing:{reading_type}") for patient_id, reading_type in readings_received},
-        fold_breaches(list(breaches)),
-        now,
-        newest=ITEM_OBSERVATIONS,
+        session, findings.answered, fold_breaches(findings.breaches), now, newest=ITEM_OBSERVATIONS
     )
     await _append_events(session, [(row.change, row) for row in changed], now)
     return [row.rule for row in changed if row.change == "opened"]
 
 
-async def check_missing(session: AsyncSession, now: datetime, grace: timedelta) -> int:
-    opened = await repository.open_missing(session, now, grace)
+async def open_findings(session: AsyncSession, findings: Findings, now: datetime) -> int:
+    """What the clock rules found: open an alert for each (patient, rule) breached that has no
+    active one; an active one is left as it is. Returns how many alerts opened."""
+    opened = await repository.open_unless_active(session, fold_breaches(findings.breaches), now)
     await _emit(session, [("opened", alert_id) for alert_id in opened], now)
     return len(opened)
 

@@ -12,9 +12,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 from rpm.access.repository import visible_patient_ids
-from rpm.alerts.repository import OVERDUE, OVERDUE_SINCE_LAST
 from rpm.fhir.codes import READING_TYPE_OF_CODE
 from rpm.patients.models import CareTeamMember, Patient
+from rpm.rules.repository import OVERDUE, OVERDUE_SINCE_LAST
 
 _FULL = (
     selectinload(Patient.care_team).selectinload(CareTeamMember.organisation),

@@ -15,8 +15,8 @@ from rpm.audit.service import Actor, record
 from rpm.devices import repository as devices
 from rpm.errors import NotFound
 from rpm.observations import repository as observations
-from rpm.observations.service import IncomingMessage, record_messages
 from rpm.organisations.service import caller_organisation
+from rpm.pipeline import IncomingMessage, record_messages
 from rpm.rejections import repository
 from rpm.rejections.models import RejectedReading
 from rpm.rejections.schemas import RejectedOut

@@ -4,23 +4,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any
 
+from rpm.alerts.breaches import Level as Level  # the zones of a judged value
+
 INF = math.inf
-
-
-class Level(StrEnum):
-    green = "green"
-    yellow = "yellow"
-    red = "red"
-
-    @property
-    def rank(self) -> int:
-        return _RANK[self]
-
-
-_RANK = {Level.green: 0, Level.yellow: 1, Level.red: 2}  # a dict lookup: Enum.value is slow
 
 
 @dataclass(frozen=True)

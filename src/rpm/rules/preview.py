@@ -1,7 +1,7 @@
 """What proposed thresholds would have done to a patient's past readings. Pure.
 
 Each stored reading is judged, in the order it was taken, by the functions that judge live
-readings (`judgements_for`, `threshold_breaches`, `weight_gain_breach`). Breaches land on
+readings (`interpret`, `threshold_breaches`, `weight_gain_breach`). Breaches land on
 alerts as in the live queue: a breach while an alert of its rule is active adds an
 occurrence and can raise the level, never lower it. Staff resolve live alerts; the preview
 assumes they do so once the patient is back within the bands, that is at the next reading
@@ -17,10 +17,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from rpm.rules.bands import Level
-from rpm.rules.evaluation import Breach, Evidence, judgements_for, threshold_breaches, weight_gain_breach
+from rpm.alerts.breaches import Breach, Evidence, Level
 from rpm.rules.templates import BODY_WEIGHT
+from rpm.rules.threshold import interpret, threshold_breaches
 from rpm.rules.thresholds import EffectiveThresholds
+from rpm.rules.weight_gain import RULE as WEIGHT_GAIN
+from rpm.rules.weight_gain import weight_gain_breach
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,7 @@ class SimulatedAlert:
 
 def _land(active: dict[str, SimulatedAlert], done: list[SimulatedAlert], breach: Breach) -> None:
     """A breach on its alert, with the live queue's rules for level, threshold and value."""
+    assert breach.reading_at is not None  # a breach of a past reading
     alert = active.get(breach.rule)
     if alert is None:
         alert = active[breach.rule] = SimulatedAlert(
@@ -87,7 +90,7 @@ def simulate(
             if reading.code == BODY_WEIGHT:
                 weights.append(weight)
             continue
-        judgements = judgements_for(reading.values, thresholds)
+        judgements = interpret(reading.values, thresholds)
         breaches = threshold_breaches(
             patient_id=patient_id,
             observation_id=reading.id,
@@ -101,7 +104,7 @@ def simulate(
         judged_rules = {f"threshold:{code}:{side}" for code in reading.values for side in ("low", "high")}
         rule = thresholds.weight_gain
         if reading.code == BODY_WEIGHT and rule is not None:
-            judged_rules.add("trend:weight-gain")
+            judged_rules.add(WEIGHT_GAIN)
             window = timedelta(hours=rule.window_hours)
             before = [w for w in weights if reading.effective_at - window <= w.effective_at < reading.effective_at]
             gain = weight_gain_breach(

@@ -1,16 +1,18 @@
-"""Queries behind the rules: what patients' thresholds are made of, the weights around a reading."""
+"""Queries behind the rules: what patients' thresholds are made of, the weights around a reading,
+the measurements that are overdue."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Collection, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
 from sqlalchemy import select, text
 from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from rpm.fhir.codes import READING_TYPE_OF_CODE
 from rpm.observations.models import Observation
 from rpm.rules.models import ThresholdOverride
 from rpm.rules.preview import PastReading
@@ -108,6 +110,64 @@ async def weight_extremes(
         if high_id is not None:
             found[reading_id].append((high_id, high_at, float(high_value)))
     return found
+
+
+# The missing-measurement rule's condition (rules.md) for the plan item `m` of patient `p`,
+# whose type has the LOINC code `t.code`: no reading of it for its interval plus the grace
+# period, counted from enrolment when there has never been one. Asked as "is there a recent
+# one?", which the (patient, code, time) index answers without finding the newest. The
+# worklist marks overdue types by the same words.
+OVERDUE = """
+    p.created_at + make_interval(hours => m.every_hours) + :grace < :now
+    and not exists (
+        select from observations o where o.patient_id = m.patient_id and o.code = t.code
+        and o.effective_at >= cast(:now as timestamptz) - make_interval(hours => m.every_hours) - :grace
+    )
+"""
+# The same condition where the newest reading's time `last.at` is known already (null if none).
+OVERDUE_SINCE_LAST = "greatest(last.at, p.created_at) + make_interval(hours => m.every_hours) + :grace < :now"
+
+# Each active patient's plan items that are overdue and have no active missing alert yet,
+# with the newest reading of the type (null if none).
+_OVERDUE_ITEMS = text(
+    f"""
+    select p.id, m.reading_type, m.every_hours,
+        (select max(o.effective_at) from observations o where o.patient_id = m.patient_id and o.code = t.code)
+    from measurement_plan_items m
+    join patients p on p.id = m.patient_id and p.status = 'active'
+    join unnest(cast(:types as text[]), cast(:codes as text[])) as t(reading_type, code)
+        on t.reading_type = m.reading_type
+    where {OVERDUE}
+    and not exists (
+        select from alerts a where a.patient_id = p.id and a.rule = 'missing:' || m.reading_type
+        and a.status in ('open', 'acknowledged')
+    )
+    order by p.id, m.reading_type
+    """
+)
+
+
+class OverdueItem(NamedTuple):
+    patient_id: uuid.UUID
+    reading_type: str
+    every_hours: int
+    last_reading_at: datetime | None
+
+
+async def overdue_items(session: AsyncSession, now: datetime, grace: timedelta) -> list[OverdueItem]:
+    """The plan items of active patients whose measurement is overdue (OVERDUE) and not yet
+    alerted."""
+    rows = await session.execute(
+        _OVERDUE_ITEMS,
+        {
+            "now": now,
+            "grace": grace,
+            # A reading type is one LOINC code: the (patient, code, time) index answers.
+            "types": list(READING_TYPE_OF_CODE.values()),
+            "codes": list(READING_TYPE_OF_CODE),
+        },
+    )
+    return [OverdueItem(*row) for row in rows]
 
 
 async def readings_since(session: AsyncSession, patient_id: uuid.UUID, since: datetime) -> list[PastReading]:

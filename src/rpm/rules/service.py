@@ -4,21 +4,19 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Collection, Sequence
+from collections.abc import Collection
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from rpm.access import service as access
 from rpm.access.staff import Role
-from rpm.alerts import service as alerts
 from rpm.audit.service import Actor, record
 from rpm.errors import Conflict, NotFound
 from rpm.rules import repository
 from rpm.rules.bands import Level
-from rpm.rules.evaluation import Breach, Evidence, weight_gain_breach
 from rpm.rules.models import ThresholdOverride
 from rpm.rules.preview import counts, simulate
 from rpm.rules.schemas import (
@@ -32,7 +30,6 @@ from rpm.rules.schemas import (
     ThresholdsRecord,
     ThresholdsVersion,
 )
-from rpm.rules.templates import BODY_WEIGHT
 from rpm.rules.thresholds import (
     WEIGHT_GAIN_KEY,
     EffectiveThresholds,
@@ -193,69 +190,3 @@ async def preview_thresholds(
         current=AlertCounts(**counts(simulate(patient_id, readings, current, start))),
         thresholds=EffectiveThresholdsOut.model_validate(proposed.as_dict()),
     )
-
-
-class StoredReading(Protocol):
-    """An Observation just stored, as far as the rules need it (the ingest path's row)."""
-
-    @property
-    def patient_id(self) -> uuid.UUID: ...
-    @property
-    def id(self) -> uuid.UUID: ...
-    @property
-    def reading_type(self) -> str: ...
-    @property
-    def code(self) -> str: ...
-    @property
-    def value(self) -> float | None: ...
-    @property
-    def effective_at(self) -> datetime: ...
-    @property
-    def received_at(self) -> datetime: ...
-
-
-async def weight_gain_breaches(
-    session: AsyncSession,
-    stored: Sequence[StoredReading],
-    thresholds: dict[uuid.UUID, EffectiveThresholds],
-) -> list[Breach]:
-    judged = [
-        (reading, rule)
-        for reading in stored
-        if reading.code == BODY_WEIGHT
-        and reading.value is not None
-        and (rule := thresholds[reading.patient_id].weight_gain if reading.patient_id in thresholds else None)
-    ]
-    if not judged:
-        return []
-    extremes = await repository.weight_extremes(
-        session, [(r.id, r.patient_id, r.effective_at, rule.window_hours) for r, rule in judged]
-    )
-    breaches = []
-    for reading, rule in judged:
-        assert reading.value is not None
-        breach = weight_gain_breach(
-            patient_id=reading.patient_id,
-            reading=Evidence(reading.id, reading.value, reading.effective_at),
-            neighbours=[Evidence(oid, value, at) for oid, at, value in extremes[reading.id]],
-            rule=rule,
-            received_at=reading.received_at,
-            thresholds_version=thresholds[reading.patient_id].version,
-        )
-        if breach is not None:
-            breaches.append(breach)
-    return breaches
-
-
-async def raise_alerts(
-    session: AsyncSession,
-    stored: Sequence[StoredReading],
-    threshold_breaches: Sequence[Breach],
-    thresholds: dict[uuid.UUID, EffectiveThresholds],
-    now: datetime,
-) -> list[str]:
-    """Everything the rules do with a batch of stored readings, inside the batch's transaction.
-    Returns the rule keys of the alerts it opened."""
-    breaches = [*threshold_breaches, *await weight_gain_breaches(session, stored, thresholds)]
-    received = {(r.patient_id, r.reading_type) for r in stored}
-    return await alerts.apply_breaches(session, breaches, received, now)

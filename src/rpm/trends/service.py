@@ -19,11 +19,11 @@ from rpm.fhir.codes import CODES_BY_LOINC, READING_TYPE_OF_CODE, READING_TYPES
 from rpm.patients import repository as patients
 from rpm.patients import service as patient_service
 from rpm.rules import repository as rules
-from rpm.rules.evaluation import judgements_for
 from rpm.rules.models import ThresholdOverride
 from rpm.rules.schemas import EffectiveThresholdsOut
 from rpm.rules.service import thresholds_for
 from rpm.rules.templates import BODY_WEIGHT
+from rpm.rules.threshold import interpret
 from rpm.rules.thresholds import EffectiveThresholds, effective_thresholds
 from rpm.trends import repository
 from rpm.trends.buckets import OSLO, TRUNCATE, Bucket, bucket_count, bucket_end
@@ -55,7 +55,7 @@ TREND_CODES: dict[str, tuple[str, tuple[str, ...]]] = {
 
 def _latest_value(row: repository.Latest, thresholds: EffectiveThresholds) -> LatestValue:
     values = row.components if row.components is not None else {row.code: row.value or 0.0}
-    judgements = judgements_for(values, thresholds)
+    judgements = interpret(values, thresholds)
     worst = max(judgements.values(), key=lambda j: j.level.rank)
     return LatestValue(
         type=READING_TYPE_OF_CODE[row.code],

@@ -63,7 +63,7 @@ def create_app(settings: Settings, *, engine: AsyncEngine | None = None) -> Fast
         try:
             await require_migrated(app.state.engine)
             app.state.sessions = session_factory(app.state.engine)
-            app.state.hub = hub = EventHub(url, app.state.sessions)
+            app.state.hub = hub = EventHub(url, app.state.sessions, settings.sse_queue_events)
             await hub.start()
             async with httpx.AsyncClient() as http:
                 app.state.verifier = TokenVerifier(settings, http)

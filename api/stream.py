@@ -37,10 +37,12 @@ class Subscriber:
 
 
 class EventHub:
-    def __init__(self, url: str, sessions: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(self, url: str, sessions: async_sessionmaker[AsyncSession], queue_events: int = 10000) -> None:
         self.url = url
         self.sessions = sessions
+        self.queue_events = queue_events
         self.subscribers: set[Subscriber] = set()
+        self.dropped = 0  # streams dropped for falling behind, since the start
         self.last_id = 0
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -58,12 +60,28 @@ class EventHub:
                 await task
 
     def subscribe(self) -> Subscriber:
-        subscriber = Subscriber()
+        subscriber = Subscriber(asyncio.Queue(maxsize=self.queue_events))
         self.subscribers.add(subscriber)
         return subscriber
 
     def unsubscribe(self, subscriber: Subscriber) -> None:
         self.subscribers.discard(subscriber)
+
+    def _drop(self, subscriber: Subscriber) -> None:
+        """A stream that cannot keep up is closed; its client resumes from its Last-Event-ID and
+        loses nothing. Its events are let go at once: while its client reads nothing, the
+        stream waits on the connection's send and would hold them however long that takes."""
+        subscriber.overflowed = True
+        self.unsubscribe(subscriber)
+        while not subscriber.queue.empty():
+            subscriber.queue.get_nowait()
+        self.dropped += 1
+        log.warning(
+            "alert stream dropped: its client fell %d events behind (it resumes from its Last-Event-ID); "
+            "%d dropped so far",
+            self.queue_events,
+            self.dropped,
+        )
 
     async def _listen(self) -> None:
         target, connect_args = async_url(self.url)
@@ -108,19 +126,22 @@ class EventHub:
                     async with self.sessions() as session:
                         self.last_id = max(self.last_id, await events.last_id(session))
                     continue
+                # Never more at a time than a stream's queue holds: a burst read whole would
+                # overflow the queue of a stream that keeps up perfectly well.
+                chunk = min(1000, self.queue_events)
                 while True:
                     async with self.sessions() as session:
-                        found = await events.since(session, self.last_id, None, limit=1000)
+                        found = await events.since(session, self.last_id, None, limit=chunk)
                     for event in found:
                         self.last_id = event.id
                         for subscriber in list(self.subscribers):
+                            if subscriber.overflowed:
+                                continue  # dropped by an event before this one
                             try:
                                 subscriber.queue.put_nowait(event)
                             except asyncio.QueueFull:
-                                # A stream that cannot keep up is closed; its client resumes
-                                # from its Last-Event-ID and loses nothing.
-                                subscriber.overflowed = True
-                    if len(found) < 1000:
+                                self._drop(subscriber)
+                    if len(found) < chunk:
                         break
             except asyncio.CancelledError:
                 raise

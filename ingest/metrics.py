@@ -55,7 +55,7 @@ class IngestMetrics:
         )
         self.message_failures = Counter(
             "rpm_ingest_message_failures",
-            "Messages left unacknowledged after an unexpected error (the broker redelivers them)",
+            "Failed tries of a message recorded on its own (it stays unacknowledged and is tried again later)",
             registry=self.registry,
         )
 

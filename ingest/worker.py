@@ -77,6 +77,12 @@ def database_away(error: BaseException) -> bool:
     return sqlstate.startswith(DATABASE_AWAY_SQLSTATES)
 
 
+# A message that fails alone (not the database away: a statement timeout, a constraint or
+# trigger refusing its rows) is retried on its own after this long, doubling up to the most.
+RETRY_ALONE_FIRST_SECONDS = 1.0
+RETRY_ALONE_MOST_SECONDS = 60.0
+
+
 def estimated_readings(payload: bytes) -> int:
     """A cheap upper-bound guess of readings in a message, to size batches before parsing."""
     return max(1, payload.count(b'"id"'))
@@ -102,6 +108,8 @@ class IngestWorker:
         self.recorded_messages = 0
         self.recorded_readings = 0
         self._recorded_before_leaving: int | None = None  # set on leaving the share group
+        # Messages that failed alone, each waiting (unacknowledged) for its next try.
+        self._set_aside: set[asyncio.Task[None]] = set()
 
     async def start(self, *, join_group: bool = True) -> None:
         """Connect and subscribe; without `join_group`, only take over the session (retiring it)."""
@@ -184,6 +192,9 @@ class IngestWorker:
             for task in in_flight:
                 await task
             await self._drain()
+            if self._set_aside:
+                # Woken by the stop, they end without a try; what they hold stays unacknowledged.
+                await asyncio.gather(*self._set_aside)
         finally:
             for task in [activity] if checks is None else [checks, activity]:
                 task.cancel()
@@ -323,9 +334,10 @@ class IngestWorker:
             )
         return outcomes, report
 
-    async def _process(self, batch: list[Delivery], after: asyncio.Task[None] | None = None) -> None:
+    async def _process(self, batch: list[Delivery], after: asyncio.Task[None] | None = None, *, tries: int = 0) -> None:
         """Record the batch in one transaction; on failure retry, then message by message.
-        Acknowledge only once the batch `after` (the one before it) has acknowledged its own."""
+        Acknowledge only once the batch `after` (the one before it) has acknowledged its own.
+        `tries`: how often a message set aside alone has failed before."""
         delay = 0.5
         while True:
             try:
@@ -351,7 +363,7 @@ class IngestWorker:
                     await after
                 if len(batch) == 1:
                     self.metrics.message_failures.inc()
-                    log.error("message on %s left unacknowledged after an error", batch[0].message.topic)
+                    self._retry_alone_later(batch[0], tries)
                     return
                 for delivery in batch:
                     await self._process([delivery])
@@ -362,6 +374,46 @@ class IngestWorker:
         self.metrics.rule_errors.inc(report.errors)
         for rule in report.opened:
             self.metrics.alerts_opened.labels(rule.split(":")[0]).inc()
+
+    def _retry_alone_later(self, delivery: Delivery, tries: int) -> None:
+        """Set a message that failed on its own aside, unacknowledged, and try it again later.
+
+        Neither dropped nor retried on the spot. A statement timeout (57014), a lock not
+        available, or a constraint or trigger refusing its rows may pass (a lock released, a
+        maintenance trigger dropped) or may be this message's own fault; either way the message
+        must not be lost, and it must not hold up the messages after it (the batches behind
+        wait for their turn to acknowledge). So it waits on its own, backing off, as long as the
+        worker runs: recorded once when the cause has gone, its ack and PUBACK sent then. A
+        statement timeout is not taken for the database being away: it can be the batch's own
+        doing (one huge message), and retrying the whole batch would stall every reading behind
+        it. While it waits the broker holds the message for this session (no PUBACK), and the
+        gateway resends its readings after its timeout; a resent reading is answered `duplicate`
+        if the first copy was stored by then (a resent rejection is kept again: kept rejections
+        are not deduplicated). On stop, what is still set aside stays unacknowledged:
+        the broker delivers it again when the session resumes, or drops it with the session and
+        the gateway's resend brings it to another worker.
+        """
+        delay = min(RETRY_ALONE_FIRST_SECONDS * 2**tries, RETRY_ALONE_MOST_SECONDS)
+        log.error(
+            "message on %s failed on its own (%d times); set aside unacknowledged, next try in %.0f s",
+            delivery.message.topic,
+            tries + 1,
+            delay,
+        )
+
+        async def later() -> None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), delay)
+            if self._stopping.is_set():
+                log.warning(
+                    "stopping: a message on %s left unacknowledged; the broker keeps it", delivery.message.topic
+                )
+                return
+            await self._process([delivery], tries=tries + 1)
+
+        task = asyncio.create_task(later())
+        self._set_aside.add(task)
+        task.add_done_callback(self._set_aside.discard)
 
     def _after_commit(self, batch: list[Delivery], outcomes: list[MessageOutcome]) -> None:
         assert self.bridge is not None

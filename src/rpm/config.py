@@ -78,6 +78,9 @@ class Settings(BaseSettings):
     escalate_yellow_hours: Annotated[float, Field(gt=0)] = 8.0
     # The alert stream sends a comment this often so proxies keep it open.
     sse_heartbeat_seconds: Annotated[float, Field(gt=0, le=300)] = 15.0
+    # Alert events waiting to be sent to one stream; a stream whose client falls this far behind
+    # is dropped (it resumes from its Last-Event-ID), so a slow client costs bounded memory.
+    sse_queue_events: Annotated[int, Field(ge=10, le=1_000_000)] = 10000
 
     # Authentication
     dev_auth: bool = False

@@ -330,7 +330,7 @@ async def test_a_batch_is_retried_while_the_database_is_away(
     assert len(calls) == 3 and worker.metrics.batch_failures._value.get() == 2
 
 
-async def test_a_poison_message_is_left_unacknowledged_and_the_others_go_through(
+async def test_a_poison_message_is_held_unacknowledged_the_others_go_through_and_it_is_tried_again(
     worker, gateway, committed, monkeypatch, own_organisation, now
 ):
     [scale] = await enrol_with_devices(committed, own_organisation, ["body-weight"])
@@ -379,6 +379,12 @@ async def test_a_poison_message_is_left_unacknowledged_and_the_others_go_through
     assert len(answered) == 3
     assert worker.metrics.batch_failures._value.get() == 2  # the batch of three, then the poison alone
     assert worker.metrics.message_failures._value.get() == 1
+    # Held, not given up: once its cause has gone, its next try records it, and only then is it
+    # answered (and PUBACKed).
+    monkeypatch.setattr(worker, "_record", real)
+    await acks(gateway, 4)
+    assert sorted(doc["results"][0]["id"] for _, doc in gateway.acks) == ["first", "ok-1", "ok-2", "poison"]
+    assert await count_rows(committed, hub) == 4
 
 
 def test_a_server_process_freezes_its_startup_objects_and_collects_rarely():

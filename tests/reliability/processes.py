@@ -156,6 +156,13 @@ class Api:
     def readiness(self) -> int | None:
         return http_status(f"http://127.0.0.1:{self.port}/readyz")
 
+    def rss_mb(self) -> float:
+        """The process's resident memory now, in MiB (from /proc: Linux only, as is CI)."""
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+        raise AssertionError("no VmRSS for the API process")
+
     def stop(self) -> int:
         self.process.send_signal(signal.SIGTERM)
         return self.process.wait(30)
@@ -166,7 +173,9 @@ class Api:
             self.process.wait(10)
 
 
-def start_api(database_url: str, dev_key: Path, log: Path) -> Api:
+def start_api(database_url: str, dev_key: Path, log: Path, environment: dict[str, str] | None = None) -> Api:
+    """`rpm api` in its own process, returned once its /readyz answers 200; `environment`: more
+    RPM_ settings."""
     port = free_port()
     env = {
         **os.environ,
@@ -174,6 +183,7 @@ def start_api(database_url: str, dev_key: Path, log: Path) -> Api:
         "RPM_DEV_AUTH": "true",
         "RPM_DEV_KEY_PATH": str(dev_key),
         "RPM_ENVIRONMENT": "development",
+        **(environment or {}),
     }
     with open(log, "ab") as output:
         process = subprocess.Popen(
@@ -192,7 +202,8 @@ def start_api(database_url: str, dev_key: Path, log: Path) -> Api:
 class Burst:
     """`total` body weights from one reference gateway, `per_message` to a message, published
     from a thread with at most `window` readings waiting for their acks (as a gateway bounds
-    what it keeps)."""
+    what it keeps), and at most `per_second` readings a second if given (a fleet's steady rate
+    rather than a flood, so the burst lasts while faults are made)."""
 
     def __init__(
         self,
@@ -204,7 +215,9 @@ class Burst:
         per_message: int = 10,
         window: int = 300,
         resend_after: float = 5.0,
+        per_second: float | None = None,
     ) -> None:
+        self.per_second = per_second
         self.gateway_id = f"hub-{uuid.uuid4().hex[:8]}"
         host, port = mqtt_url.removeprefix("mqtt://").split(":")
         self.gateway = ReferenceGateway(
@@ -244,7 +257,10 @@ class Burst:
         self.thread.start()
 
     def _run(self) -> None:
+        started = time.monotonic()
         for first in range(0, len(self.readings), self.per_message):
+            if self.per_second is not None:
+                self.stop.wait(max(0.0, started + first / self.per_second - time.monotonic()))
             while self.gateway.pending() >= self.window and not self.stop.is_set():
                 time.sleep(0.01)
             if self.stop.is_set():

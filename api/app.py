@@ -21,7 +21,18 @@ from rpm.access.tokens import TokenVerifier
 from rpm.api import errors, security
 from rpm.api.fhir.router import router as fhir_router
 from rpm.api.openapi import document_errors
-from rpm.api.routers import alerts, audit, course, devices, gateways, patients, rejected, thresholds
+from rpm.api.routers import (
+    action_plans,
+    alerts,
+    audit,
+    course,
+    devices,
+    gateways,
+    observations,
+    patients,
+    rejected,
+    thresholds,
+)
 from rpm.api.stream import EventHub
 from rpm.api.web import router as web
 from rpm.api.web.oidc import OidcClient
@@ -113,9 +124,11 @@ def create_app(settings: Settings, *, engine: AsyncEngine | None = None) -> Fast
     app.include_router(patients.router)
     app.include_router(course.router)
     app.include_router(thresholds.router)
+    app.include_router(action_plans.router)
     app.include_router(devices.router)
     app.include_router(gateways.router)
     app.include_router(alerts.router)
+    app.include_router(observations.router)
     app.include_router(rejected.router)
     app.include_router(audit.router)
     app.include_router(fhir_router)

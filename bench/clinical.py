@@ -711,7 +711,9 @@ def main(argv: list[str] | None = None) -> int:
     finished = False  # the logs in `tmp` are kept when the run breaks off
     try:
         bi.create_database(setup)
-        api = ba.Api(bi.rpm_env(setup.database, auth), tmp / "api.log")
+        # No start period: the yardstick measures the bands in force from the first day (with one,
+        # the first two weeks would alert only on red edges, by design).
+        api = ba.Api(bi.rpm_env(setup.database, {**auth, "RPM_START_PERIOD_DAYS": "0"}), tmp / "api.log")
         api.wait_ready()
         token = bi.run_rpm(
             ["token", "--sub", "bench-nurse", "--org", bi.ORGNR, "--role", "admin", "--role", "nurse", "--ttl", TTL],

@@ -33,6 +33,7 @@ from rpm.gateways import repository as gateways
 from rpm.ingest.bridge import Delivery, Handoff, MqttBridge
 from rpm.ingest.metrics import IngestMetrics, serve
 from rpm.pipeline import MessageOutcome, RulesReport, record_messages, run_clock_rules
+from rpm.rules import service as thresholds
 from rpm.runtime import tune_garbage_collection
 
 log = logging.getLogger("rpm.ingest")
@@ -205,7 +206,8 @@ class IngestWorker:
             await self._close()
 
     async def run_checks(self, now: datetime) -> tuple[int, int]:
-        """Missing measurements and escalation, once; safe while other workers do the same."""
+        """Missing measurements, escalation and the start periods' proposals, once; safe while
+        other workers do the same."""
         assert self.sessions is not None
         settings = self.settings
         async with self.sessions() as session, session.begin():
@@ -217,6 +219,10 @@ class IngestWorker:
                 timedelta(minutes=settings.escalate_red_minutes),
                 timedelta(hours=settings.escalate_yellow_hours),
             )
+        async with self.sessions() as session, session.begin():
+            proposed = await thresholds.propose_due(session, now)
+        if proposed:
+            log.info("proposed thresholds to %d patients at the end of their start period", proposed)
         self.metrics.alerts_escalated.inc(escalated)
         if missing:
             self.metrics.alerts_opened.labels("missing").inc(missing)
@@ -330,6 +336,7 @@ class IngestWorker:
                 now=datetime.now(UTC),
                 topic_root=self.settings.mqtt_topic_root,
                 rules=self.settings.rules_enabled,
+                news2_window=timedelta(minutes=self.settings.news2_window_minutes),
                 report=report,
             )
         return outcomes, report

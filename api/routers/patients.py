@@ -43,8 +43,8 @@ def _position(sort: PatientSort, key: WorklistKey) -> WorklistPosition:
 
 
 @router.post("", status_code=201, response_model=PatientOut)
-async def enrol(payload: PatientCreate, session: SessionDep, actor: ActorDep) -> PatientOut:
-    return await service.enrol(session, actor, payload)
+async def enrol(payload: PatientCreate, session: SessionDep, actor: ActorDep, settings: SettingsDep) -> PatientOut:
+    return await service.enrol(session, actor, payload, settings.start_period_days)
 
 
 @router.get("", response_model=Page[PatientSummary])

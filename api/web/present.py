@@ -7,7 +7,7 @@ from typing import Any
 
 Text = Callable[[str], str]
 # UCUM codes as people read them; the others ("%", "kg", "/min", "mmol/L") read as they are.
-UNITS = {"mm[Hg]": "mmHg", "Cel": "°C"}
+UNITS = {"mm[Hg]": "mmHg", "Cel": "°C", "{score}": ""}
 
 
 def readable_unit(ucum: str | None) -> str:
@@ -23,6 +23,8 @@ def rule(key: str, t: Text) -> str:
         return f"{t('code.' + code)} {t('rule.' + side)}"
     if kind == "trend" and rest == "weight-gain":
         return t("rule.weight_gain")
+    if key == "news2":
+        return t("rule.news2")
     if kind == "missing":
         return f"{t('rule.missing')}: {t('type.' + rest).lower()}"
     return key
@@ -41,4 +43,8 @@ def threshold(crossed: dict[str, Any] | None, unit: str | None, t: Text, num: Ca
         return f"> {num(crossed['gain'])} kg / {crossed.get('window_hours', 72)} h"
     if "every_hours" in crossed:
         return f"{crossed['every_hours']} h"
+    if "total" in crossed:  # a NEWS2 score
+        return f"≥ {num(crossed['total'])}"
+    if "parameter" in crossed:
+        return t("rule.news2_parameter")
     return ""

@@ -74,6 +74,10 @@ class Settings(BaseSettings):
     rules_enabled: bool = True
     rules_check_seconds: Annotated[float, Field(gt=0, le=60)] = 60.0
     missing_grace_hours: Annotated[float, Field(ge=0)] = 2.0
+    # A newly enrolled patient's start period, unless the enrolment names one (docs/rules.md).
+    start_period_days: Annotated[int, Field(ge=0, le=90)] = 14
+    # NEWS2 scores the newest value of each parameter measured within this window (rules.md).
+    news2_window_minutes: Annotated[int, Field(ge=5, le=24 * 60)] = 60
     escalate_red_minutes: Annotated[float, Field(gt=0)] = 15.0
     escalate_yellow_hours: Annotated[float, Field(gt=0)] = 8.0
     # The alert stream sends a comment this often so proxies keep it open.

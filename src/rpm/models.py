@@ -1,5 +1,6 @@
 """Every mapped table, imported in one place so the metadata is complete (Alembic, tests)."""
 
+from rpm.action_plans.models import ActionPlan
 from rpm.alerts.models import Alert, AlertEvent, AlertObservation
 from rpm.audit.models import AuditRecord
 from rpm.db import Base
@@ -9,10 +10,11 @@ from rpm.observations.models import Observation
 from rpm.organisations.models import Organisation
 from rpm.patients.models import CareTeamMember, MeasurementPlanItem, Patient
 from rpm.rejections.models import RejectedReading
-from rpm.rules.models import ThresholdOverride
+from rpm.rules.models import ThresholdOverride, ThresholdProposal
 from rpm.sessions.models import WebSession, WebSignIn
 
 __all__ = [
+    "ActionPlan",
     "Alert",
     "AlertEvent",
     "AlertObservation",
@@ -29,6 +31,7 @@ __all__ = [
     "Patient",
     "RejectedReading",
     "ThresholdOverride",
+    "ThresholdProposal",
     "WebSession",
     "WebSignIn",
 ]

@@ -101,6 +101,7 @@ async def record_messages(
     topic_root: str = "rpm/v1",
     keep_rejections: bool = True,
     rules: bool = True,
+    news2_window: timedelta = timedelta(hours=1),
     report: RulesReport | None = None,
 ) -> list[MessageOutcome]:
     """Check, link, judge and store every reading of `messages`; keep every rejection; run the
@@ -124,7 +125,8 @@ async def record_messages(
     for item in linked:
         assert item.patient_id is not None
         try:
-            rows, judged = observation_rows(item, thresholds.get(item.patient_id), now)
+            in_force = thresholds.get(item.patient_id)
+            rows, judged = observation_rows(item, in_force.at(item.reading.time) if in_force else None, now)
         except Exception:
             log.exception(
                 "judging reading %s/%s failed; it is stored without interpretation",
@@ -158,7 +160,7 @@ async def record_messages(
     if rules and new:
         try:
             async with session.begin_nested():
-                findings = await engine.judge_batch(session, Batch(new, thresholds, judgements))
+                findings = await engine.judge_batch(session, Batch(new, thresholds, judgements, news2_window))
                 report.opened += await alerts.land_findings(session, findings, now)
         except Exception as error:
             if isinstance(error, DBAPIError) and error.connection_invalidated:

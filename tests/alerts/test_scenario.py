@@ -25,6 +25,7 @@ async def enrol(api, admin, conditions: list[str], device_type: str, orgnr: str)
             "birth_date": born.isoformat(),
             "conditions": conditions,
             "care_team": [{"organisation": orgnr, "from": "2026-01-01"}],
+            "start_period_days": 0,  # the scenarios judge by the bands in force from the first reading
         },
     )
     assert patient.status_code == 201, patient.text

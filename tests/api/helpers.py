@@ -30,7 +30,7 @@ def unique(prefix: str) -> str:
 
 
 def enrolment(org: str = ORG_A, **overrides: Any) -> dict[str, Any]:
-    """The api.md example payload with a fresh identity number."""
+    """The api.md example payload with a fresh identity number, without a start period."""
     number, born = fresh_identity()
     payload: dict[str, Any] = {
         "identifier": number,
@@ -42,6 +42,9 @@ def enrolment(org: str = ORG_A, **overrides: Any) -> dict[str, Any]:
             {"type": "body-weight", "every_hours": 24},
             {"type": "spo2", "every_hours": 24},
         ],
+        # No start period: these patients' readings are judged by the bands in force from the
+        # first one (the start period has tests of its own, tests/rules/test_start_period.py).
+        "start_period_days": 0,
     }
     payload.update(overrides)
     return payload

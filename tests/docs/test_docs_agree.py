@@ -379,12 +379,21 @@ def test_alert_statuses_and_outcomes_are_the_code_s() -> None:
         assert statuses in text, name
 
 
-def test_news2_is_documented_as_not_implemented_while_no_rule_exists() -> None:
-    """When the NEWS2 rule (issue 11) lands, this fails: rules.md must then describe it."""
-    rule_keys = [p for p in source_files(web=True) if re.search(r"[\"']news2\b", p.read_text(encoding="utf-8"))]
-    assert rule_keys == [], "a news2 rule exists now: document it in docs/rules.md"
-    body = flat(section(read(RULES), "NEWS2: not yet").body)
-    assert "**This is not implemented yet**; it is planned in issue 11" in body
+def test_news2_is_documented_as_the_rule_computes_it() -> None:
+    from rpm.rules import baselines, early_warning, news2
+
+    body = flat(section(read(RULES), "NEWS2").body)
+    assert f"`{early_warning.RULE}`" in body
+    assert f"SNOMED CT {news2.NEWS2_TOTAL_CODE}" in body
+    assert "at least three parameters" in body and news2.MINIMUM_PARAMETERS == 3
+    assert "red edge at 84 %" in body and early_warning.SCALE_2_RED_LOW == 84
+    assert "`RPM_NEWS2_WINDOW_MINUTES`" in body and Settings.model_fields["news2_window_minutes"].default == 60
+    for edge in ('`{"total": 7}`', '`{"total": 5}`', '`{"parameter": 3}`'):
+        assert edge in body
+    start = flat(section(read(RULES), "Start period and the patient's own normal values").body)
+    assert f"at least {baselines.MIN_READINGS} readings" in start
+    assert "SpO2 1 %, pulse 5 /min, blood pressure 5 mmHg, temperature 0.3 °C, respiratory rate 2 /min" in start
+    assert baselines.MARGINS["59408-5"] == 1.0
 
 
 # -- staff-api.md ------------------------------------------------------------------------------

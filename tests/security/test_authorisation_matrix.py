@@ -49,7 +49,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from rpm.access.repository import visible_patient_ids
 from rpm.access.staff import Staff
 from rpm.access.tokens import DEV_KID, load_or_create_dev_key, mint_dev_token
-from rpm.alerts.models import Alert
+from rpm.alerts.models import Alert, AlertObservation
 from rpm.api.app import create_app
 from rpm.config import Settings
 from rpm.db import session_factory
@@ -60,6 +60,7 @@ from rpm.observations.models import Observation
 from rpm.organisations.models import Organisation
 from rpm.patients.models import Patient
 from rpm.pipeline import IncomingMessage, record_messages
+from rpm.rules.models import ThresholdProposal
 from rpm.sessions import service as web_sessions
 from tests.api.helpers import enrolment, unique
 from tests.fixtures.identity import fresh_identity
@@ -87,6 +88,10 @@ MATRIX: dict[str, tuple[int, ...]] = {
     "GET /api/v1/patients/{patient_id}/thresholds":   (401, 401, 401, 404, 404, 403, 200, 200, 200),
     "PUT /api/v1/patients/{patient_id}/thresholds":   (401, 401, 401, 404, 404, 403, 403, 200, 200),
     "POST /api/v1/patients/{patient_id}/thresholds/preview": (401, 401, 401, 404, 404, 403, 200, 200, 200),
+    "GET /api/v1/patients/{patient_id}/action-plan":  (401, 401, 401, 404, 404, 403, 200, 200, 200),
+    "PUT /api/v1/patients/{patient_id}/action-plan":  (401, 401, 401, 404, 404, 403, 403, 200, 200),
+    "GET /api/v1/patients/{patient_id}/threshold-proposal": (401, 401, 401, 404, 404, 403, 200, 200, 200),
+    "POST /api/v1/patients/{patient_id}/threshold-proposal/decision": (401, 401, 401, 404, 404, 403, 403, 200, 200),
     "GET /api/v1/patients/{patient_id}/audit":        (401, 401, 401, 403, 404, 403, 403, 403, 200),
     "POST /api/v1/devices":                           (401, 401, 401, 403, 201, 403, 403, 403, 201),
     "GET /api/v1/devices":                            (401, 401, 401, 200, 200, 403, 200, 200, 200),
@@ -99,6 +104,7 @@ MATRIX: dict[str, tuple[int, ...]] = {
     "GET /api/v1/alerts/{alert_id}":                  (401, 401, 401, 404, 404, 403, 200, 200, 200),
     "POST /api/v1/alerts/{alert_id}/acknowledge":     (401, 401, 401, 404, 404, 403, 200, 200, 200),
     "POST /api/v1/alerts/{alert_id}/resolve":         (401, 401, 401, 404, 404, 403, 200, 200, 200),
+    "POST /api/v1/observations/{observation_id}/entered-in-error": (401, 401, 401, 404, 404, 403, 200, 200, 200),
     "GET /api/v1/rejected":                           (401, 401, 401, 200, 200, 403, 200, 200, 200),
     "POST /api/v1/rejected/reprocess":                (401, 401, 401, 403, 404, 403, 403, 403, 200),
     "GET /api/v1/audit":                              (401, 401, 401, 403, 200, 403, 403, 403, 200),
@@ -133,11 +139,16 @@ MATRIX: dict[str, tuple[int, ...]] = {
     "GET /alerts/{alert_id}":                         (303, 303, 303, 404, 404, 403, 200, 200, 200),
     "POST /alerts/{alert_id}/acknowledge":            (401, 401, 401, 404, 404, 403, 303, 303, 303),
     "POST /alerts/{alert_id}/resolve":                (401, 401, 401, 404, 404, 403, 303, 303, 303),
+    "POST /alerts/{alert_id}/observations/{observation_id}/entered-in-error":
+                                                      (401, 401, 401, 404, 404, 403, 303, 303, 303),
     "GET /patients/{patient_id}":                     (303, 303, 303, 404, 404, 403, 200, 200, 200),
     "GET /patients/{patient_id}/charts":              (303, 303, 303, 404, 404, 403, 200, 200, 200),
     "GET /patients/{patient_id}/thresholds":          (303, 303, 303, 404, 404, 403, 200, 200, 200),
     "POST /patients/{patient_id}/thresholds/preview": (401, 401, 401, 404, 404, 403, 200, 200, 200),
     "POST /patients/{patient_id}/thresholds":         (401, 401, 401, 404, 404, 403, 403, 303, 303),
+    "POST /patients/{patient_id}/thresholds/proposal": (401, 401, 401, 404, 404, 403, 403, 303, 303),
+    "GET /patients/{patient_id}/action-plan":         (303, 303, 303, 404, 404, 403, 200, 200, 200),
+    "POST /patients/{patient_id}/action-plan":        (401, 401, 401, 404, 404, 403, 403, 303, 303),
     # -- the staff page: administration, for admins (B's admin administers B)
     "GET /admin":                                     (303, 303, 303, 403, 200, 403, 403, 403, 200),
     "GET /admin/patients/new":                        (303, 303, 303, 403, 200, 403, 403, 403, 200),
@@ -260,6 +271,18 @@ def spo2(serial: str, value: float, minutes_ago: float = 2) -> dict[str, Any]:
     }
 
 
+async def fresh_evidence(world: World) -> tuple[str, str]:
+    """A new open alert of organisation A and the reading that raised it: for the calls that
+    mark a reading entered in error, once each."""
+    alert_id = await fresh_alert(world)
+    async with session_factory(world.engine)() as session:
+        observation_id = await session.scalar(
+            select(AlertObservation.observation_id).where(AlertObservation.alert_id == uuid.UUID(alert_id))
+        )
+    assert observation_id is not None
+    return alert_id, str(observation_id)
+
+
 async def fresh_alert(world: World) -> str:
     """A new open alert of organisation A: for the calls that resolve one each."""
     async with session_factory(world.engine)() as session, session.begin():
@@ -269,6 +292,31 @@ async def fresh_alert(world: World) -> str:
         alert_id = await session.scalar(select(Alert.id).where(Alert.patient_id == patient_id))
     assert alert_id is not None
     return str(alert_id)
+
+
+async def add_proposal(world: World, patient_id: str) -> None:
+    """A start-period proposal waiting for a decision."""
+    async with session_factory(world.engine)() as session, session.begin():
+        now = datetime.now(UTC)
+        session.add(
+            ThresholdProposal(
+                patient_id=uuid.UUID(patient_id),
+                proposed_at=now,
+                period_from=now - timedelta(days=14),
+                period_to=now,
+                bands={"59408-5": {"yellow": {"low": 90}, "red": {"low": 84}}},
+                basis={"59408-5": {"readings": 14, "p5": 91.0, "p95": 95.0, "margin": 1.0}},
+                status="proposed",
+            )
+        )
+
+
+async def fresh_proposal(world: World) -> str:
+    """A new patient of organisation A with a proposal: for the calls that decide one each."""
+    async with session_factory(world.engine)() as session, session.begin():
+        patient_id, _ = await add_patient_with_devices(session, world.org_a, ["spo2"], conditions=["copd"])
+    await add_proposal(world, str(patient_id))
+    return str(patient_id)
 
 
 async def enrol_patient(http: httpx.AsyncClient, world: World, orgnr: str, name: str) -> dict[str, Any]:
@@ -369,6 +417,7 @@ async def world(api: httpx.AsyncClient, matrix_settings: Settings, engine: Async
         "second_identifier": second["patient"]["identifier"],
         "second_serial": second["device"]["serial"],
     }
+    await add_proposal(world, first["patient"]["id"])
     # Organisation B has a patient with an alert of its own: B's lists are not empty by accident.
     b = await enrol_patient(api, world, org_b, f"Per {letters(10)}")
     b_gateway = unique("gw-b")
@@ -436,6 +485,13 @@ async def build(key: str, world: World, caller: str) -> Call:
             call.json = await thresholds_change(world, caller)
         case "POST /api/v1/patients/{patient_id}/thresholds/preview":
             call.json = {"days": 7, "bands": {"59408-5": {"yellow": {"low": 90}, "red": {"low": 86}}}}
+        case "PUT /api/v1/patients/{patient_id}/action-plan":
+            call.json = {"reason": "Agreed with the GP", "actions": {"red": "Call 116 117"}}
+        case "POST /patients/{patient_id}/action-plan":
+            call.data = {"reason": "Agreed with the GP", "red": "Call 116 117"}
+        case "POST /api/v1/patients/{patient_id}/threshold-proposal/decision":
+            call.path = path.replace("{patient_id}", await fresh_proposal(world))
+            call.json = {"decision": "reject", "reason": "Too few readings in the start period"}
         case "POST /api/v1/devices":
             call.json = new_device(world, caller)
         case "PUT /api/v1/devices/{serial}/assignment":
@@ -449,6 +505,14 @@ async def build(key: str, world: World, caller: str) -> Call:
                 call.json = {"note": "Called; inhaler technique", "outcome": "advice-given"}
             else:
                 call.data = {"note": "Called; inhaler technique", "outcome": "advice-given"}
+        case "POST /api/v1/observations/{observation_id}/entered-in-error":
+            _, observation_id = await fresh_evidence(world)
+            call.path = path.replace("{observation_id}", observation_id)
+            call.json = {"reason": "the patient forgot the cuff"}
+        case "POST /alerts/{alert_id}/observations/{observation_id}/entered-in-error":
+            alert_id, observation_id = await fresh_evidence(world)
+            call.path = path.replace("{alert_id}", alert_id).replace("{observation_id}", observation_id)
+            call.data = {"reason": "the patient forgot the cuff"}
         case "POST /api/v1/rejected/reprocess":
             call.json = {"serial": ids["spare"]}
         case "GET /fhir/Patient":
@@ -481,6 +545,9 @@ async def build(key: str, world: World, caller: str) -> Call:
         case "POST /patients/{patient_id}/thresholds/preview":
             call.data = {"59408-5.yellow.low": "90", "days": "7"}
             call.headers = {"HX-Request": "true"}
+        case "POST /patients/{patient_id}/thresholds/proposal":
+            call.path = path.replace("{patient_id}", await fresh_proposal(world))
+            call.data = {"decision": "reject", "reason": "Too few readings in the start period"}
         case "POST /patients/{patient_id}/thresholds":
             change = await thresholds_change(world, caller)
             call.data = {

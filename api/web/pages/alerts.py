@@ -25,6 +25,7 @@ from rpm.api.web.deps import WebActor
 from rpm.api.web.render import page
 from rpm.audit.service import Actor
 from rpm.errors import Conflict
+from rpm.observations.schemas import REASON_MAX
 from rpm.patients import service as patients
 
 router = APIRouter(tags=["staff page"], include_in_schema=False)
@@ -54,6 +55,8 @@ async def _state(session: AsyncSession, actor: Actor, item: AlertItem) -> dict[s
         "present": present,
         "outcomes": OUTCOMES,
         "note_max": NOTE_MAX,
+        "reason_max": REASON_MAX,  # of marking a reading entered in error (pages.entered_in_error)
+        "entered_in_error_note": alerts.ENTERED_IN_ERROR_NOTE,
         "errors": {},
         "form": {"note": "", "outcome": ""},
         "message": None,

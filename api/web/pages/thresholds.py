@@ -8,8 +8,8 @@ from __future__ import annotations
 import math
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Annotated, Any
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -20,19 +20,23 @@ from starlette.datastructures import FormData
 
 from rpm.access import service as access
 from rpm.access.staff import Role, Staff
+from rpm.action_plans import service as action_plans
 from rpm.api.deps import SessionDep
 from rpm.api.web import charts, present
 from rpm.api.web.deps import WebActor, attempt
+from rpm.api.web.pages.action_plan import plan_context
 from rpm.api.web.pages.course import chart_trend, language_of, period, texts_of
 from rpm.api.web.render import page
 from rpm.audit.service import Actor
-from rpm.errors import Conflict, InvalidInput
+from rpm.errors import Conflict, InvalidInput, NotFound
 from rpm.fhir.codes import CODES_BY_LOINC, READING_TYPES
 from rpm.patients import service as patients
 from rpm.rules import service as rules
 from rpm.rules.schemas import (
     QuantityBandsIn,
     QuantityThresholds,
+    ThresholdProposalDecision,
+    ThresholdProposalOut,
     ThresholdsChange,
     ThresholdsPreviewIn,
     ThresholdsPreviewOut,
@@ -95,6 +99,9 @@ class Form:
     errors: list[str] = field(default_factory=list)  # about the whole form: reason, nothing changed
     bands: dict[str, QuantityBandsIn | None] = field(default_factory=dict)  # the proposal
     proposed_weight_gain: WeightGainIn | None = None
+    # Filled in from the start period's proposal: saving it decides the proposal (accepted,
+    # or accepted with the changes made in the form).
+    from_proposal: bool = False
 
     @property
     def invalid(self) -> bool:
@@ -241,6 +248,7 @@ def read_form(form: Form, submitted: FormData, t: charts.Text) -> Form:
     days = str(submitted.get("days", DEFAULT_DAYS))
     form.days = int(days) if days.isdigit() and int(days) in PREVIEW_DAYS else DEFAULT_DAYS
     form.reason = str(submitted.get("reason", ""))
+    form.from_proposal = submitted.get("proposal") == "1"
     return form
 
 
@@ -334,6 +342,7 @@ def _context(
     found: list[charts.Chart],
 ) -> dict[str, Any]:
     return {
+        "proposal_fields": proposal_fields,
         "patient_id": patient_id,
         "form": form,
         "record": record,
@@ -358,15 +367,28 @@ async def _whole_page(
     *,
     status: int = 200,
     saved: int | None = None,
+    decided: str | None = None,
 ) -> HTMLResponse:
     form, record, _, outcome, found = editor
     patient = await patients.read(session, actor, patient_id)
+    plan = plan_context(await action_plans.plan_record(session, actor, patient_id), actor.staff)
+    try:
+        proposal: ThresholdProposalOut | None = await rules.read_proposal(session, actor, patient_id)
+    except NotFound:
+        proposal = None
+    start_period_ends = (
+        patient.created_at + timedelta(days=patient.start_period_days) if patient.start_period_days else None
+    )
     return page(
         request,
         "thresholds.html",
         status,
         patient=patient,
         saved=saved,
+        **plan,
+        decided=decided,
+        proposal=proposal,
+        start_period_ends=start_period_ends if start_period_ends and start_period_ends > datetime.now(UTC) else None,
         **_context(patient_id, actor, form, record, outcome, found),
     )
 
@@ -378,9 +400,10 @@ async def thresholds_page(
     session: SessionDep,
     actor: WebActor,
     saved: Annotated[int | None, Query(ge=1, le=1_000_000)] = None,
+    decided: Annotated[Literal["accepted", "edited", "rejected"] | None, Query()] = None,
 ) -> HTMLResponse:
     editor = await _editor(request, session, actor, patient_id, None, preview=False)
-    return await _whole_page(request, session, actor, patient_id, editor, saved=saved)
+    return await _whole_page(request, session, actor, patient_id, editor, saved=saved, decided=decided)
 
 
 @router.post("/patients/{patient_id}/thresholds/preview", response_class=HTMLResponse)
@@ -413,17 +436,24 @@ async def save_change(request: Request, patient_id: uuid.UUID, session: SessionD
         form.errors.append(t("thresholds.error.reason_required"))
     elif len(reason) > REASON_LENGTH:
         form.errors.append(t("thresholds.error.reason_long"))
-    if not form.invalid and not form.changed:
+    if not form.invalid and not form.changed and not form.from_proposal:
         form.errors.append(t("thresholds.error.no_change"))
+    now = datetime.now(UTC)
     if not form.invalid:
         try:
             async with attempt(session):  # a save at the same moment by someone else is refused
-                await rules.change_thresholds(
-                    session,
-                    actor,
-                    patient_id,
-                    ThresholdsChange(reason=reason, bands=form.bands, weight_gain=form.proposed_weight_gain),
-                )
+                if form.from_proposal:
+                    decision = {"decision": "accept", "reason": reason, "bands": form.bands}
+                    await rules.decide_proposal(
+                        session, actor, patient_id, ThresholdProposalDecision.model_validate(decision), now
+                    )
+                else:
+                    await rules.change_thresholds(
+                        session,
+                        actor,
+                        patient_id,
+                        ThresholdsChange(reason=reason, bands=form.bands, weight_gain=form.proposed_weight_gain),
+                    )
         except (InvalidInput, Conflict) as error:
             form.errors.append(error.detail)
         else:
@@ -432,7 +462,6 @@ async def save_change(request: Request, patient_id: uuid.UUID, session: SessionD
             if request.headers.get("hx-request"):
                 return Response(status_code=200, headers={"HX-Redirect": target})
             return RedirectResponse(target, 303)
-    now = datetime.now(UTC)
     current = {code: entry.model_dump() for code, entry in record.thresholds.root.items()}
     found = await _charts(session, actor, patient_id, types, form.days, now, t, current, None)
     if not request.headers.get("hx-request"):
@@ -441,3 +470,33 @@ async def save_change(request: Request, patient_id: uuid.UUID, session: SessionD
     return page(
         request, "_thresholds_editor.html", fragment=True, **_context(patient_id, actor, form, record, None, found)
     )
+
+
+def proposal_fields(proposal: ThresholdProposalOut, language: str) -> dict[str, str]:
+    """The proposal as the form's fields: what its preview button sends."""
+    return {
+        f"{code}.{colour}.{side}": _shown(getattr(bands, colour).get(side), language)
+        for code, bands in proposal.bands.items()
+        for colour, side in SIDES
+    }
+
+
+@router.post("/patients/{patient_id}/thresholds/proposal", response_class=HTMLResponse)
+async def decide_proposal(request: Request, patient_id: uuid.UUID, session: SessionDep, actor: WebActor) -> Response:
+    """Accept the start period's proposal as it is, or reject it, with a reason (physician or
+    administrator). Accepting it with changes goes through the form (`proposal=1`)."""
+    await access.require_patient(session, actor.staff, patient_id)
+    actor.staff.require(*CHANGERS)
+    submitted = await request.form()
+    t = texts_of(request)
+    reason = str(submitted.get("reason", "")).strip()
+    choice = submitted.get("decision")
+    if not reason or len(reason) > REASON_LENGTH or choice not in ("accept", "reject"):
+        raise InvalidInput("invalid_decision", t("proposal.error.reason_required"))
+    decision = ThresholdProposalDecision(decision="accept" if choice == "accept" else "reject", reason=reason)
+    async with attempt(session):
+        out = await rules.decide_proposal(session, actor, patient_id, decision, datetime.now(UTC))
+    target = f"/patients/{patient_id}/thresholds?decided={out.status}"
+    if request.headers.get("hx-request"):
+        return Response(status_code=200, headers={"HX-Redirect": target})
+    return RedirectResponse(target, 303)

@@ -71,6 +71,39 @@ NB: dict[str, str] = {
     "thresholds.no_history": "Ingen individuelle grenser er satt; malene gjelder.",
     "thresholds.template_applies": "malen",
     "thresholds.no_limit": "ingen",
+    "proposal.start_period": (
+        "Oppstartsperiode til {date}: målinger varsler bare ved røde grenser mens pasientens egne "
+        "normalverdier læres."
+    ),
+    "proposal.title": "Forslag fra pasientens egne målinger",
+    "proposal.explain": (
+        "Gul grense er 5. og 95. persentil av målingene i oppstartsperioden, utvidet med en margin, "
+        "aldri videre enn rød grense. Ingenting endres før en lege godtar forslaget."
+    ),
+    "proposal.period": "Oppstartsperiode",
+    "proposal.quantity": "Måling",
+    "proposal.in_force": "Gjeldende",
+    "proposal.proposed": "Foreslått",
+    "proposal.basis": "Grunnlag",
+    "proposal.basis_text": "{readings} målinger, 5.–95. persentil {p5}–{p95}, margin {margin}",
+    "proposal.nothing": "For få målinger i oppstartsperioden til å foreslå grenser.",
+    "proposal.status.proposed": "Venter på beslutning",
+    "proposal.status.accepted": "Godtatt",
+    "proposal.status.edited": "Godtatt med endringer",
+    "proposal.status.rejected": "Avvist",
+    "proposal.decided": "{status} av {by}, {at}: «{reason}»",
+    "proposal.preview": "Forhåndsvis forslaget i skjemaet",
+    "proposal.preview_help": (
+        "Forslaget fylles inn i skjemaet under med varslene det ville gitt; endre det der og lagre for å "
+        "godta det med endringer."
+    ),
+    "proposal.reason": "Begrunnelse for beslutningen",
+    "proposal.accept": "Godta forslaget",
+    "proposal.reject": "Avvis forslaget",
+    "proposal.from_proposal": (
+        "Skjemaet viser forslaget fra oppstartsperioden: lagring godtar det (med endringene dine)."
+    ),
+    "proposal.error.reason_required": "Skriv en begrunnelse for beslutningen.",
 }
 
 EN: dict[str, str] = {
@@ -140,4 +173,35 @@ EN: dict[str, str] = {
     "thresholds.no_history": "No patient's own limits have been set; the templates apply.",
     "thresholds.template_applies": "the template",
     "thresholds.no_limit": "none",
+    "proposal.start_period": (
+        "Start period until {date}: readings alert only on the red limits while the patient's own normal "
+        "values are learnt."
+    ),
+    "proposal.title": "Proposal from the patient's own readings",
+    "proposal.explain": (
+        "The yellow limit is the 5th and 95th percentile of the start period's readings, widened by a margin, "
+        "never wider than the red limit. Nothing changes until a physician accepts the proposal."
+    ),
+    "proposal.period": "Start period",
+    "proposal.quantity": "Quantity",
+    "proposal.in_force": "In force",
+    "proposal.proposed": "Proposed",
+    "proposal.basis": "Basis",
+    "proposal.basis_text": "{readings} readings, 5th–95th percentile {p5}–{p95}, margin {margin}",
+    "proposal.nothing": "Too few readings in the start period to propose limits.",
+    "proposal.status.proposed": "Waiting for a decision",
+    "proposal.status.accepted": "Accepted",
+    "proposal.status.edited": "Accepted with changes",
+    "proposal.status.rejected": "Rejected",
+    "proposal.decided": "{status} by {by}, {at}: «{reason}»",
+    "proposal.preview": "Preview the proposal in the form",
+    "proposal.preview_help": (
+        "The proposal is filled into the form below with the alerts it would have raised; change it "
+        "there and save to accept it with changes."
+    ),
+    "proposal.reason": "Reason for the decision",
+    "proposal.accept": "Accept the proposal",
+    "proposal.reject": "Reject the proposal",
+    "proposal.from_proposal": "The form shows the start period's proposal: saving accepts it (with your changes).",
+    "proposal.error.reason_required": "Write a reason for the decision.",
 }

@@ -42,8 +42,8 @@ class Evidence:
 class Breach:
     """A patient outside one of their rules: the input of the alert lifecycle.
 
-    `rule` is the alert's rule key (`threshold:{code}:{side}`, `trend:weight-gain`,
-    `missing:{type}`, ...): one active alert per patient and rule. `reading_at` is the time of
+    `rule` is the alert's rule key (`threshold:{code}:{side}`, `trend:weight-gain`, `news2`,
+    `missing:{type}`): one active alert per patient and rule. `reading_at` is the time of
     the newest reading it rests on (None for a measurement that never came)."""
 
     patient_id: uuid.UUID

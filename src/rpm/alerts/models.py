@@ -86,6 +86,10 @@ class Alert(Base):
     unit: Mapped[str | None] = mapped_column(String(16))
     threshold: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     thresholds_version: Mapped[int] = mapped_column(Integer, default=0)
+    # What the patient's action plan says to do at the alert's level, as agreed when the alert
+    # reached that level (action_plans), and the plan's version.
+    action: Mapped[str | None] = mapped_column(Text)
+    action_plan_version: Mapped[int | None] = mapped_column(Integer)
     acknowledged_by: Mapped[str | None] = mapped_column(Text)
     acknowledged_by_name: Mapped[str | None] = mapped_column(Text)
     acknowledged_at: Mapped[datetime | None]

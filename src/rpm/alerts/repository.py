@@ -42,6 +42,16 @@ _STORED_AND_NEW_EVIDENCE_OF_A = f"""
     select n.observation_id, n.effective_at from new_evidence n where n.alert_id = a.id
 """
 
+# The action of breach row `t`'s level in the patient's plan in force (action_plans, the newest
+# version; on its (patient_id, version) key), as `plan_action` and `plan_version`: an alert
+# keeps what was agreed when it reached its level. No plan, or no action for the level: null.
+_PLAN_OF_T = """
+    left join lateral (
+        select p.actions ->> t.level as plan_action, p.version as plan_version from action_plans p
+        where p.patient_id = t.patient_id order by p.version desc limit 1
+    ) as plan on true
+"""
+
 # What the rules do to alerts after a batch, in one statement (one round trip, taken while
 # other batches may wait on the same alerts):
 # - `resolved`: active `missing:{type}` alerts that a reading of the type answers;
@@ -63,19 +73,25 @@ _LAND = text(
     ),
     landed as (
         insert into alerts as a (id, patient_id, rule, level, status, escalated, late, opened_at, raised_at,
-            last_reading_at, occurrences, value, unit, threshold, thresholds_version, updated_at)
+            last_reading_at, occurrences, value, unit, threshold, thresholds_version, action, action_plan_version,
+            updated_at)
         select id, patient_id, rule, level, 'open', false, late, :now, :now,
-            reading_at, occurrences, value, unit, cast(threshold as jsonb), version, :now
+            reading_at, occurrences, value, unit, cast(threshold as jsonb), version, plan_action, plan_version, :now
         from unnest(
             cast(:id as uuid[]), cast(:patient_id as uuid[]), cast(:rule as text[]), cast(:level as text[]),
             cast(:late as boolean[]), cast(:reading_at as timestamptz[]), cast(:occurrences as integer[]),
             cast(:value as float8[]), cast(:unit as text[]), cast(:threshold as text[]), cast(:version as integer[])
         ) as t(id, patient_id, rule, level, late, reading_at, occurrences, value, unit, threshold, version)
+        {_PLAN_OF_T}
         order by patient_id, rule
         on conflict (patient_id, rule) where status in ('open', 'acknowledged') do update set
             occurrences = a.occurrences + excluded.occurrences,
             raised_at = case when excluded.level = 'red' and a.level = 'yellow' then excluded.raised_at
                              else a.raised_at end,
+            action = case when excluded.level = 'red' and a.level = 'yellow' then excluded.action
+                          else a.action end,
+            action_plan_version = case when excluded.level = 'red' and a.level = 'yellow'
+                                       then excluded.action_plan_version else a.action_plan_version end,
             level = case when a.level = 'red' or excluded.level = 'red' then 'red' else 'yellow' end,
             threshold = case when excluded.level = 'red' or a.level = 'yellow' then excluded.threshold
                              else a.threshold end,
@@ -204,16 +220,18 @@ async def evidence_references(
 # Alerts for breaches that only open: where the (patient, rule) has an active alert already,
 # nothing changes (a measurement still missing is the same miss, not another occurrence).
 _OPEN_UNLESS_ACTIVE = text(
-    """
+    f"""
     insert into alerts (id, patient_id, rule, level, status, escalated, late, opened_at, raised_at,
-        last_reading_at, occurrences, value, unit, threshold, thresholds_version, updated_at)
+        last_reading_at, occurrences, value, unit, threshold, thresholds_version, action, action_plan_version,
+        updated_at)
     select id, patient_id, rule, level, 'open', false, late, :now, :now,
-        reading_at, occurrences, value, unit, cast(threshold as jsonb), version, :now
+        reading_at, occurrences, value, unit, cast(threshold as jsonb), version, plan_action, plan_version, :now
     from unnest(
         cast(:id as uuid[]), cast(:patient_id as uuid[]), cast(:rule as text[]), cast(:level as text[]),
         cast(:late as boolean[]), cast(:reading_at as timestamptz[]), cast(:occurrences as integer[]),
         cast(:value as float8[]), cast(:unit as text[]), cast(:threshold as text[]), cast(:version as integer[])
     ) as t(id, patient_id, rule, level, late, reading_at, occurrences, value, unit, threshold, version)
+    {_PLAN_OF_T}
     order by patient_id, rule
     on conflict (patient_id, rule) where status in ('open', 'acknowledged') do nothing
     returning id
@@ -365,3 +383,76 @@ async def story_events(session: AsyncSession, alert: Alert) -> list[Row[Any]]:
     `level`, `status`, `previous_level`, `previous_status`, `value`, `unit`, `acknowledged_by`,
     `resolved_by`, `note`, `outcome`)."""
     return list(await session.execute(_STORY, {"patient_id": alert.patient_id, "alert_id": alert.id}))
+
+
+# The patient's active alerts that rest on one of `:ids` (found on the (patient_id, status)
+# index, their evidence by its primary key), locked in id order: an ingest batch landing on
+# one of them waits, or has committed its evidence before the next statement looks.
+_RESTING_ON = text(
+    """
+    select a.id from alerts a
+    where a.patient_id = :patient_id and a.status in ('open', 'acknowledged')
+      and exists (
+        select from alert_observations e
+        where e.alert_id = a.id and e.observation_id = any(cast(:ids as uuid[]))
+      )
+    order by a.id
+    for update
+    """
+)
+
+# Of those, the ones whose every triggering Observation is now entered in error: resolved by
+# the system with the note. One with a valid reading left keeps its level, count and value.
+_RESOLVE_UNSUPPORTED = text(
+    """
+    update alerts as a
+    set status = 'resolved', resolved_by = 'system', resolved_by_name = 'rpm', resolved_at = :now,
+        note = :note, updated_at = :now
+    where a.id = any(cast(:alert_ids as uuid[])) and a.status in ('open', 'acknowledged')
+      and not exists (
+        select from alert_observations e join observations o on o.id = e.observation_id
+        where e.alert_id = a.id and o.invalidated_at is null
+      )
+    returning a.id
+    """
+)
+
+
+async def resolve_unsupported(
+    session: AsyncSession, patient_id: uuid.UUID, invalidated: Collection[uuid.UUID], note: str, now: datetime
+) -> list[uuid.UUID]:
+    """Resolve (by the system, with `note`) the patient's active alerts that rested on one of
+    the `invalidated` Observations and now rest on none that is valid. Returns their ids."""
+    if not invalidated:
+        return []
+    ids = list(await session.scalars(_RESTING_ON, {"patient_id": patient_id, "ids": list(invalidated)}))
+    if not ids:
+        return []
+    return sorted(await session.scalars(_RESOLVE_UNSUPPORTED, {"alert_ids": ids, "note": note, "now": now}))
+
+
+class Invalidated(NamedTuple):
+    """An Observation staff marked entered in error, as the alert's evidence shows it."""
+
+    at: datetime
+    by_sub: str | None
+    by_name: str | None
+    reason: str | None
+
+
+_INVALIDATED = text(
+    """
+    select o.id, o.invalidated_at, o.invalidated_by_sub, o.invalidated_by_name, o.invalidation_reason
+    from observations o where o.id = any(cast(:ids as uuid[])) and o.invalidated_at is not null
+    """
+)
+
+
+async def invalidated_among(
+    session: AsyncSession, observation_ids: Collection[uuid.UUID]
+) -> dict[uuid.UUID, Invalidated]:
+    """Which of these Observations were entered in error, by whom and why (by primary key)."""
+    if not observation_ids:
+        return {}
+    rows = await session.execute(_INVALIDATED, {"ids": list(observation_ids)})
+    return {oid: Invalidated(at, sub, name, reason) for oid, at, sub, name, reason in rows}

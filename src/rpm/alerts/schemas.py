@@ -40,12 +40,27 @@ class AlertItem(BaseModel):
     outcome: ResolutionOutcome | None = None
     escalated_at: datetime | None
     thresholds_version: int
+    # What the patient's self-management plan says to do at the alert's level, as agreed when
+    # the alert reached that level (null: no plan, or no action for the level), and its version.
+    action: str | None = None
+    action_plan_version: int | None = None
+
+
+class EnteredInError(BaseModel):
+    """Staff marked the reading as a mistake: when, who (sub and name) and why."""
+
+    at: datetime
+    by: str | None
+    by_name: str | None = None
+    reason: str | None
 
 
 class EvidenceItem(BaseModel):
     observation: str
     value: float | None
     effective_at: datetime
+    # Set in an alert's detail when staff marked the reading entered in error.
+    entered_in_error: EnteredInError | None = None
 
 
 class AlertDetail(AlertItem):

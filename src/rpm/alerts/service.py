@@ -18,7 +18,7 @@ from rpm.access.repository import visible_patient_ids
 from rpm.alerts import events, repository
 from rpm.alerts.breaches import Findings, fold_breaches
 from rpm.alerts.models import ACTIVE, Alert, AlertStatus, ResolutionOutcome
-from rpm.alerts.schemas import AlertDetail, AlertItem, EvidenceItem, HistoryEntry, HistoryKind
+from rpm.alerts.schemas import AlertDetail, AlertItem, EnteredInError, EvidenceItem, HistoryEntry, HistoryKind
 from rpm.audit.service import Actor, record
 from rpm.errors import Conflict, NotFound
 
@@ -128,13 +128,25 @@ def queue_position(item: AlertItem) -> tuple[int, int, datetime, uuid.UUID]:
     return (0 if item.level == "red" else 1, 0 if item.escalated else 1, item.opened_at, item.id)
 
 
+def _entered_in_error(found: repository.Invalidated | None) -> EnteredInError | None:
+    if found is None:
+        return None
+    return EnteredInError(at=found.at, by=found.by_sub, by_name=found.by_name, reason=found.reason)
+
+
 async def detail(session: AsyncSession, actor: Actor, alert_id: uuid.UUID) -> AlertDetail:
     alert = await _visible_alert(session, actor, alert_id)
     evidence = (await repository.evidence_of(session, [alert.id], newest=DETAIL_EVIDENCE))[alert.id]
     await record(session, actor, "read", "Alert", str(alert.id), [alert.patient_id])
     detail = AlertDetail.model_validate(alert)
+    invalidated = await repository.invalidated_among(session, [e.observation_id for e in evidence])
     detail.evidence = [
-        EvidenceItem(observation=f"Observation/{e.observation_id}", value=e.value, effective_at=e.effective_at)
+        EvidenceItem(
+            observation=f"Observation/{e.observation_id}",
+            value=e.value,
+            effective_at=e.effective_at,
+            entered_in_error=_entered_in_error(invalidated.get(e.observation_id)),
+        )
         for e in evidence
     ]
     detail.observations = [e.observation for e in detail.evidence]
@@ -249,3 +261,33 @@ async def resolve(
     await record(session, actor, "resolve", "Alert", str(alert.id), [alert.patient_id])
     await _emit(session, [("resolved", alert.id)], now)
     return (await items(session, [alert]))[0]
+
+
+# -- readings entered in error -----------------------------------------------------------
+
+# The note of an alert the system resolved because its readings were entered in error; the
+# staff page tells these from the `reading received` ones by it.
+ENTERED_IN_ERROR_NOTE = "reading entered in error: "
+
+
+async def resolve_entered_in_error(
+    session: AsyncSession,
+    actor: Actor,
+    patient_id: uuid.UUID,
+    invalidated: Sequence[uuid.UUID],
+    reason: str,
+    now: datetime,
+) -> list[uuid.UUID]:
+    """Re-judge the patient's active alerts after staff marked the `invalidated` Observations
+    (already flushed) entered in error: an alert whose every triggering reading is now invalid
+    is resolved by the system with the reason in its note (no outcome: nothing was done for
+    the patient), audited as the caller's doing and announced as `resolved`. An alert with a
+    valid reading left stays as it is: its count, value and level still tell what was measured,
+    and the invalid readings are marked in its evidence. Returns the ids of those resolved."""
+    resolved = await repository.resolve_unsupported(
+        session, patient_id, invalidated, ENTERED_IN_ERROR_NOTE + reason, now
+    )
+    for alert_id in resolved:
+        await record(session, actor, "resolve", "Alert", str(alert_id), [patient_id])
+    await _emit(session, [("resolved", alert_id) for alert_id in resolved], now)
+    return resolved

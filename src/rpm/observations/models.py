@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Double, Index, String, UniqueConstraint, func
+from sqlalchemy import JSON, Double, Index, String, Text, UniqueConstraint, func
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -29,7 +29,7 @@ class Observation(Base):
     # takes both ids from the device's assignment in the same transaction, and patients and
     # devices can never be deleted (a trigger refuses it; migration 0006).
     patient_id: Mapped[uuid.UUID]
-    device_id: Mapped[uuid.UUID]
+    device_id: Mapped[uuid.UUID | None]  # None for an Observation the service derives (a NEWS2 score)
     reading_type: Mapped[str] = mapped_column(String(32))
     code: Mapped[str] = mapped_column(String(16))
     effective_at: Mapped[datetime]
@@ -42,6 +42,12 @@ class Observation(Base):
     gateway_id: Mapped[str] = mapped_column(String(64))
     reading_id: Mapped[str] = mapped_column(String(128))
     received_at: Mapped[datetime]
+    # Marked entered in error by staff (FHIR status entered-in-error): kept with its history,
+    # left out of trends, the dashboard and the rules.
+    invalidated_at: Mapped[datetime | None]
+    invalidated_by_sub: Mapped[str | None] = mapped_column(Text)
+    invalidated_by_name: Mapped[str | None] = mapped_column(Text)
+    invalidation_reason: Mapped[str | None] = mapped_column(Text)
     stored_at: Mapped[datetime] = mapped_column(server_default=func.now())
     # `json`, not `jsonb`: kept verbatim (resourceType first), never queried inside, and
     # parsing into jsonb was the largest cost of storing a batch.

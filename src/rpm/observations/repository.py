@@ -15,12 +15,15 @@ from sqlalchemy.orm import aliased
 
 from rpm.observations.models import Observation
 
+# FHIR Observation.status of a reading staff marked as a mistake (the patient forgot the cuff).
+ENTERED_IN_ERROR = "entered-in-error"
+
 
 @dataclass(slots=True)  # built for every reading: no frozen-init cost
 class ObservationRow:
     id: uuid.UUID
     patient_id: uuid.UUID
-    device_id: uuid.UUID
+    device_id: uuid.UUID | None  # None for a derived Observation (a NEWS2 score)
     reading_type: str
     code: str
     effective_at: datetime
@@ -199,7 +202,7 @@ _NEWEST_READING_TIMES = text(
     select p.id, last.at
     from unnest(cast(:ids as uuid[])) as p(id)
     cross join lateral (
-        select o.effective_at as at from observations o where o.patient_id = p.id
+        select o.effective_at as at from observations o where o.patient_id = p.id and o.invalidated_at is null
         order by o.effective_at desc limit 1
     ) as last
     """
@@ -207,8 +210,8 @@ _NEWEST_READING_TIMES = text(
 
 
 async def newest_reading_times(session: AsyncSession, patient_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, datetime]:
-    """For each patient, when their newest reading of any type was taken: one probe of the
-    (patient, time) index each."""
+    """For each patient, when their newest valid reading of any type was taken (one entered in
+    error does not count): one probe of the (patient, time) index each."""
     if not patient_ids:
         return {}
     rows = await session.execute(_NEWEST_READING_TIMES, {"ids": list(patient_ids)})
@@ -225,3 +228,75 @@ async def patients_of_readings(session: AsyncSession, readings: Collection[tuple
         .distinct()
     )
     return sorted(rows)
+
+
+async def locked(session: AsyncSession, observation_id: uuid.UUID) -> Observation | None:
+    """The Observation, locked for a change (two staff marking it at once: one waits)."""
+    return await session.scalar(
+        select(Observation)
+        .where(Observation.id == observation_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+
+
+# The Observations derived from any of `:ids`: the other Observations of the same gateway
+# reading (a blood-pressure panel's pulse names the panel) and those the service made itself
+# (no device: a NEWS2 score) at or after the reading's time, each only where its `derivedFrom`
+# names one of them. Both on indexes: the reading key, and (patient, time).
+_DERIVED = text(
+    """
+    with source as (
+        select s.id, s.patient_id, s.effective_at, s.gateway_id, s.reading_id,
+            jsonb_build_array(jsonb_build_object('reference', 'Observation/' || s.id)) as named
+        from observations s where s.id = any(cast(:ids as uuid[]))
+    ),
+    candidate as (
+        select o.id, s.named from source s
+        join observations o on o.gateway_id = s.gateway_id and o.reading_id = s.reading_id and o.id <> s.id
+        union all
+        select o.id, s.named from source s
+        join observations o on o.patient_id = s.patient_id and o.effective_at >= s.effective_at
+            and o.device_id is null and o.id <> s.id
+    )
+    select distinct o.id from candidate c join observations o on o.id = c.id
+    where o.invalidated_at is null and cast(o.resource as jsonb) -> 'derivedFrom' @> c.named
+    """
+)
+
+
+async def derived_from(session: AsyncSession, observation_ids: Collection[uuid.UUID]) -> list[uuid.UUID]:
+    """The valid Observations whose `derivedFrom` names one of these: a panel's pulse, a NEWS2
+    score. Not transitive: ask again with what it found."""
+    if not observation_ids:
+        return []
+    return sorted(await session.scalars(_DERIVED, {"ids": list(observation_ids)}))
+
+
+async def mark_invalidated(
+    session: AsyncSession,
+    observation_ids: Collection[uuid.UUID],
+    *,
+    at: datetime,
+    by_sub: str,
+    by_name: str | None,
+    reason: str,
+) -> list[Observation]:
+    """Mark the Observations entered in error: the columns, and the status of the stored FHIR
+    resource (everything else in it kept, key order too). Returns them, locked, by id."""
+    found = list(
+        await session.scalars(
+            select(Observation)
+            .where(Observation.id.in_(observation_ids))
+            .order_by(Observation.id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+    )
+    for observation in found:
+        observation.invalidated_at, observation.invalidation_reason = at, reason
+        observation.invalidated_by_sub, observation.invalidated_by_name = by_sub, by_name
+        # A new dict: the column is plain `json`, whose changes in place are not tracked.
+        observation.resource = {**observation.resource, "status": ENTERED_IN_ERROR}
+    await session.flush()
+    return found

@@ -1,5 +1,5 @@
-"""Reading and searching stored Observations (FHIR read and search). Storing them is the
-ingest pipeline's (rpm.pipeline)."""
+"""Reading and searching stored Observations (FHIR read and search), and marking one entered
+in error. Storing them is the ingest pipeline's (rpm.pipeline)."""
 
 from __future__ import annotations
 
@@ -13,10 +13,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from rpm.access import service as access
 from rpm.access.repository import visible_patient_ids
+from rpm.alerts import service as alerts
 from rpm.audit.service import Actor, record
-from rpm.errors import NotFound
+from rpm.errors import Conflict, NotFound
 from rpm.observations import repository
 from rpm.observations.models import Observation
+from rpm.observations.schemas import EnteredInErrorOut
 
 log = logging.getLogger("rpm.ingest")
 
@@ -72,3 +74,46 @@ async def search_observations(
         sorted({o.patient_id for o in found[:limit]}) or ([patient_id] if patient_id else []),
     )
     return found
+
+
+async def invalidate(
+    session: AsyncSession, actor: Actor, observation_id: uuid.UUID, reason: str, now: datetime
+) -> EnteredInErrorOut:
+    """Mark a reading entered in error (the patient forgot the cuff, a child stood on the
+    scale). It keeps its history: the FHIR facade still serves it, with status
+    `entered-in-error`; trends, the dashboard, the worklist and the rules leave it out from now
+    on (an invalid reading is no measurement done either).
+
+    What was derived from it goes with it: a blood-pressure panel's pulse (the same cuff
+    measurement; the pulse alone can be marked without the panel) and a NEWS2 score that
+    scored it, found by their `derivedFrom`. The score is not computed again without it.
+    Then the patient's active alerts that rested on these readings are judged again
+    (rpm.alerts.service.resolve_entered_in_error).
+
+    404 for an Observation the caller may not see; 409 `already_invalidated` when it was
+    marked before. One audit record per Observation marked."""
+    observation = await repository.locked(session, observation_id)
+    if observation is None or not await access.may_see_patient(session, actor.staff, observation.patient_id):
+        raise NotFound("not_found", "no such Observation")
+    if observation.invalidated_at is not None:
+        raise Conflict("already_invalidated", "the reading is already marked entered in error")
+    marked = [observation_id]
+    found = await repository.derived_from(session, marked)
+    while found:  # a panel's pulse, then the NEWS2 score that scored the pulse
+        marked += [oid for oid in found if oid not in marked]
+        found = [oid for oid in await repository.derived_from(session, found) if oid not in marked]
+    await repository.mark_invalidated(
+        session, marked, at=now, by_sub=actor.staff.sub, by_name=actor.staff.name, reason=reason
+    )
+    for oid in marked:
+        await record(session, actor, "invalidate", "Observation", str(oid), [observation.patient_id])
+    resolved = await alerts.resolve_entered_in_error(session, actor, observation.patient_id, marked, reason, now)
+    return EnteredInErrorOut(
+        observation=f"Observation/{observation_id}",
+        invalidated_at=now,
+        by=actor.staff.sub,
+        by_name=actor.staff.name,
+        reason=reason,
+        also_invalidated=[f"Observation/{oid}" for oid in marked[1:]],
+        alerts_resolved=resolved,
+    )

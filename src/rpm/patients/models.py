@@ -24,6 +24,10 @@ class Patient(Base):
     conditions: Mapped[list[str]] = mapped_column(ARRAY(String(32)), default=list)
     status: Mapped[str] = mapped_column(String(16), default="active")
     follow_up_ended_at: Mapped[datetime | None]
+    # Days from enrolment in which readings alert only on the templates' red edges, after which
+    # the service proposes thresholds from the patient's own readings (rules.baselines). None:
+    # no start period (enrolled before there were any, or without one).
+    start_period_days: Mapped[int | None]
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(server_default=func.now(), onupdate=func.now())
 

@@ -140,7 +140,7 @@ _KEYED = f"""
 
 _LAST_READING = """
     left join lateral (
-        select o.effective_at as at from observations o where o.patient_id = p.id
+        select o.effective_at as at from observations o where o.patient_id = p.id and o.invalidated_at is null
         order by o.effective_at desc limit 1
     ) as newest on true
 """
@@ -249,7 +249,8 @@ _PLAN_STATUS = text(
     join patients p on p.id = m.patient_id
     join {_READING_TYPES} on t.reading_type = m.reading_type
     cross join lateral (
-        select max(o.effective_at) as at from observations o where o.patient_id = m.patient_id and o.code = t.code
+        select max(o.effective_at) as at from observations o
+        where o.patient_id = m.patient_id and o.code = t.code and o.invalidated_at is null
     ) as last
     where m.patient_id = any(cast(:ids as uuid[]))
     order by m.patient_id, m.reading_type
@@ -279,7 +280,7 @@ _PLAN_READINGS = text(
     select m.patient_id, m.reading_type, o.effective_at
     from measurement_plan_items m
     join {_READING_TYPES} on t.reading_type = m.reading_type
-    join observations o on o.patient_id = m.patient_id and o.code = t.code
+    join observations o on o.patient_id = m.patient_id and o.code = t.code and o.invalidated_at is null
         and o.effective_at > cast(:now as timestamptz) - make_interval(hours => greatest(m.every_hours, 168))
     where m.patient_id = any(cast(:ids as uuid[]))
     """

@@ -53,6 +53,9 @@ class PatientCreate(BaseModel):
     conditions: list[Condition] = Field(default_factory=list)
     care_team: list[CareTeamEntry] = Field(min_length=1)
     measurement_plan: list[PlanItem] = Field(default_factory=list)
+    # Days from enrolment in which readings alert only on the red edges, after which the service
+    # proposes the patient's own bands (rules.md); 0 for none; unset: RPM_START_PERIOD_DAYS.
+    start_period_days: int | None = Field(default=None, ge=0, le=90)
 
     @field_validator("identifier")
     @classmethod
@@ -114,6 +117,8 @@ class PatientOut(BaseModel):
     measurement_plan: list[PlanItemOut]
     status: Literal["active", "ended"]
     follow_up_ended_at: datetime | None
+    start_period_days: int | None = Field(description="null: no start period")
+    created_at: datetime = Field(description="enrolment; the start period counts from it")
 
 
 Priority = Literal["red", "yellow", "missing", "green"]
@@ -151,6 +156,7 @@ class NewestAlert(BaseModel):
     last_reading_at: datetime | None
     value: float | None
     unit: str | None
+    action: str | None = None  # the self-management plan's action at the alert's level
 
 
 class PatientSummary(PatientOut):

@@ -64,7 +64,8 @@ def _plan(patient: Patient, items: Sequence[PlanItem]) -> None:
     ]
 
 
-async def enrol(session: AsyncSession, actor: Actor, payload: PatientCreate) -> PatientOut:
+async def enrol(session: AsyncSession, actor: Actor, payload: PatientCreate, start_period_days: int = 0) -> PatientOut:
+    """`start_period_days`: the start period when the payload names none (RPM_START_PERIOD_DAYS)."""
     actor.staff.require(Role.admin)
     if actor.staff.orgnr not in {e.organisation for e in payload.care_team}:
         raise Forbidden("forbidden", "an admin may enrol only patients their own organisation follows")
@@ -79,6 +80,8 @@ async def enrol(session: AsyncSession, actor: Actor, payload: PatientCreate) -> 
         birth_date=payload.birth_date,
         conditions=list(payload.conditions),
         status="active",
+        start_period_days=(start_period_days if payload.start_period_days is None else payload.start_period_days)
+        or None,
     )
     patient.measurement_plan = []
     session.add(patient)

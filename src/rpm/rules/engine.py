@@ -2,7 +2,7 @@
 
 Two kinds of rule, each a module of this package registered below:
 - a *reading rule* judges a batch of newly stored readings (thresholds, the weight-gain
-  trend; a missing measurement is answered by its reading);
+  trend, the NEWS2 early-warning score; a missing measurement is answered by its reading);
 - a *clock rule* judges at a tick of the clock what should have happened and did not (a
   measurement that did not come).
 
@@ -22,13 +22,14 @@ from datetime import datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from rpm.alerts.breaches import Findings
+from rpm.rules.early_warning import News2
 from rpm.rules.interface import Batch, ClockRule, ReadingRule
 from rpm.rules.missing import MissingMeasurement
 from rpm.rules.threshold import Threshold
 from rpm.rules.weight_gain import WeightGainTrend
 
 # Order matters only for speed: each rule sees the batch's readings, not the others' findings.
-READING_RULES: tuple[ReadingRule, ...] = (Threshold(), WeightGainTrend(), MissingMeasurement())
+READING_RULES: tuple[ReadingRule, ...] = (Threshold(), WeightGainTrend(), News2(), MissingMeasurement())
 CLOCK_RULES: tuple[ClockRule, ...] = (MissingMeasurement(),)
 
 

@@ -47,6 +47,7 @@ class Batch:
     # By Observation id: each quantity judged against the patient's bands, as the stored
     # resource's interpretation says (rules.threshold.interpret); absent when not judged.
     judgements: Mapping[uuid.UUID, Mapping[str, Judgement]] = field(default_factory=dict)
+    news2_window: timedelta = timedelta(hours=1)  # RPM_NEWS2_WINDOW_MINUTES
 
 
 class ReadingRule(Protocol):

@@ -10,19 +10,21 @@ from typing import Any, NamedTuple
 
 from sqlalchemy import select, text
 from sqlalchemy.dialects.postgresql import distinct_on
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from rpm.fhir.codes import READING_TYPE_OF_CODE
+from rpm.fhir.codes import READING_TYPE_OF_CODE, READING_TYPES
 from rpm.observations.models import Observation
-from rpm.rules.models import ThresholdOverride
+from rpm.rules.models import ThresholdOverride, ThresholdProposal
 from rpm.rules.preview import PastReading
-from rpm.rules.templates import BODY_WEIGHT
+from rpm.rules.templates import BODY_WEIGHT, SYSTOLIC
 
 # Each patient's conditions and newest override version, in one round trip; the ids travel
 # as one array, so the statement is the same for every batch.
 _THRESHOLD_INPUTS = text(
     """
-    select p.id, p.conditions, o.version, o.bands, o.weight_gain
+    select p.id, p.conditions, o.version, o.bands, o.weight_gain,
+        p.created_at + make_interval(days => p.start_period_days)
     from patients p
     left join lateral (
         select t.version, t.bands, t.weight_gain from threshold_overrides t
@@ -41,11 +43,12 @@ class ThresholdInputs(NamedTuple):
     version: int | None  # of the newest override; None if the patient has none
     bands: dict[str, Any] | None
     weight_gain: dict[str, Any] | None
+    start_period_ends_at: datetime | None  # None: the patient has no start period
 
 
 async def threshold_inputs(session: AsyncSession, patient_ids: Collection[uuid.UUID]) -> list[ThresholdInputs]:
     rows = await session.execute(_THRESHOLD_INPUTS, {"patient_ids": list(patient_ids)})
-    return [ThresholdInputs(pid, list(conditions), *override) for pid, conditions, *override in rows]
+    return [ThresholdInputs(pid, list(conditions), *rest) for pid, conditions, *rest in rows]
 
 
 async def latest_overrides(
@@ -64,7 +67,8 @@ async def latest_overrides(
 # after it, found by the database on the (patient, code, time) index. Only these two can
 # decide the gain the reading takes part in, so a batch of a month's weights fetches two rows
 # per reading instead of every weight of the month. The batch's own rows are already in the
-# table, in this transaction.
+# table, in this transaction. Weights entered in error (`invalidated_at`) are no weights; every
+# query here leaves such readings out.
 _WEIGHT_EXTREMES = text(
     """
     select w.reading_id, low.id, low.effective_at, low.value, high.id, high.effective_at, high.value
@@ -72,13 +76,13 @@ _WEIGHT_EXTREMES = text(
                 cast(:hours as int[])) as w(reading_id, patient_id, at, hours)
     left join lateral (
         select o.id, o.effective_at, o.value from observations o
-        where o.patient_id = w.patient_id and o.code = :code and o.value is not null
+        where o.patient_id = w.patient_id and o.code = :code and o.value is not null and o.invalidated_at is null
           and o.effective_at >= w.at - make_interval(hours => w.hours) and o.effective_at < w.at
         order by o.value, o.effective_at limit 1
     ) as low on true
     left join lateral (
         select o.id, o.effective_at, o.value from observations o
-        where o.patient_id = w.patient_id and o.code = :code and o.value is not null
+        where o.patient_id = w.patient_id and o.code = :code and o.value is not null and o.invalidated_at is null
           and o.effective_at > w.at and o.effective_at <= w.at + make_interval(hours => w.hours)
         order by o.value desc, o.effective_at desc limit 1
     ) as high on true
@@ -115,13 +119,14 @@ async def weight_extremes(
 # The missing-measurement rule's condition (rules.md) for the plan item `m` of patient `p`,
 # whose type has the LOINC code `t.code`: no reading of it for its interval plus the grace
 # period, counted from enrolment when there has never been one. Asked as "is there a recent
-# one?", which the (patient, code, time) index answers without finding the newest. The
-# worklist marks overdue types by the same words.
+# one?", which the (patient, code, time) index answers without finding the newest. A reading
+# entered in error is no measurement done. The worklist marks overdue types by the same words.
 OVERDUE = """
     p.created_at + make_interval(hours => m.every_hours) + :grace < :now
     and not exists (
         select from observations o where o.patient_id = m.patient_id and o.code = t.code
         and o.effective_at >= cast(:now as timestamptz) - make_interval(hours => m.every_hours) - :grace
+        and o.invalidated_at is null
     )
 """
 # The same condition where the newest reading's time `last.at` is known already (null if none).
@@ -132,7 +137,8 @@ OVERDUE_SINCE_LAST = "greatest(last.at, p.created_at) + make_interval(hours => m
 _OVERDUE_ITEMS = text(
     f"""
     select p.id, m.reading_type, m.every_hours,
-        (select max(o.effective_at) from observations o where o.patient_id = m.patient_id and o.code = t.code)
+        (select max(o.effective_at) from observations o
+         where o.patient_id = m.patient_id and o.code = t.code and o.invalidated_at is null)
     from measurement_plan_items m
     join patients p on p.id = m.patient_id and p.status = 'active'
     join unnest(cast(:types as text[]), cast(:codes as text[])) as t(reading_type, code)
@@ -145,6 +151,9 @@ _OVERDUE_ITEMS = text(
     order by p.id, m.reading_type
     """
 )
+
+
+BLOOD_PRESSURE = READING_TYPES["blood-pressure"].code
 
 
 class OverdueItem(NamedTuple):
@@ -170,8 +179,61 @@ async def overdue_items(session: AsyncSession, now: datetime, grace: timedelta) 
     return [OverdueItem(*row) for row in rows]
 
 
+# The vital signs NEWS2 scores, per (patient, span): single values as they are, and the
+# systolic component of a blood-pressure panel under its own code. On the (patient, code,
+# time) index; the batch's own rows are already in the table, in this transaction.
+_VITAL_SIGNS = text(
+    """
+    select s.patient_id, o.id,
+        case when o.code = :panel then :systolic else o.code end,
+        case when o.code = :panel then cast(o.components ->> :systolic as float8) else o.value end,
+        o.effective_at
+    from unnest(cast(:patient_ids as uuid[]), cast(:starts as timestamptz[]), cast(:ends as timestamptz[]))
+        as s(patient_id, start_at, end_at)
+    join observations o on o.patient_id = s.patient_id and o.code = any(cast(:codes as text[]))
+        and o.effective_at >= s.start_at and o.effective_at <= s.end_at and o.invalidated_at is null
+    order by s.patient_id, o.effective_at, o.id
+    """
+)
+
+
+class VitalSign(NamedTuple):
+    """One value NEWS2 scores (a rules.news2.Measurement), with the Observation it is of."""
+
+    id: uuid.UUID
+    code: str
+    value: float
+    effective_at: datetime
+
+
+async def vital_signs(
+    session: AsyncSession, spans: Sequence[tuple[uuid.UUID, datetime, datetime]], codes: Collection[str]
+) -> dict[uuid.UUID, list[VitalSign]]:
+    """For each (patient, start, end): the patient's values of `codes` taken in [start, end],
+    oldest first; a blood-pressure panel gives its systolic value under the systolic code."""
+    found: dict[uuid.UUID, list[VitalSign]] = {patient_id: [] for patient_id, _, _ in spans}
+    if not spans:
+        return found
+    rows = await session.execute(
+        _VITAL_SIGNS,
+        {
+            "patient_ids": [s[0] for s in spans],
+            "starts": [s[1] for s in spans],
+            "ends": [s[2] for s in spans],
+            "codes": [*codes, BLOOD_PRESSURE],
+            "panel": BLOOD_PRESSURE,
+            "systolic": SYSTOLIC,
+        },
+    )
+    for patient_id, oid, code, value, at in rows:
+        if value is not None:
+            found[patient_id].append(VitalSign(oid, code, float(value), at))
+    return found
+
+
 async def readings_since(session: AsyncSession, patient_id: uuid.UUID, since: datetime) -> list[PastReading]:
-    """The patient's stored Observations taken from `since` on, as the rules see them."""
+    """The patient's stored Observations taken from `since` on, as the rules see them (none
+    entered in error)."""
     rows = await session.execute(
         select(
             Observation.id,
@@ -181,7 +243,11 @@ async def readings_since(session: AsyncSession, patient_id: uuid.UUID, since: da
             Observation.components,
             Observation.unit,
         )
-        .where(Observation.patient_id == patient_id, Observation.effective_at >= since)
+        .where(
+            Observation.patient_id == patient_id,
+            Observation.effective_at >= since,
+            Observation.invalidated_at.is_(None),
+        )
         .order_by(Observation.effective_at, Observation.id)
     )
     found = []
@@ -198,3 +264,73 @@ async def override_history(session: AsyncSession, patient_id: uuid.UUID) -> list
         select(ThresholdOverride).where(ThresholdOverride.patient_id == patient_id).order_by(ThresholdOverride.version)
     )
     return list(rows)
+
+
+# The patients whose start period has ended and who have no proposal yet (rules.baselines).
+_DUE_A_PROPOSAL = text(
+    """
+    select p.id, p.created_at, p.created_at + make_interval(days => p.start_period_days)
+    from patients p
+    where p.status = 'active' and p.start_period_days is not null
+      and p.created_at + make_interval(days => p.start_period_days) <= :now
+      and not exists (select from threshold_proposals t where t.patient_id = p.id)
+    order by p.created_at, p.id
+    limit :limit
+    """
+)
+
+
+class DueProposal(NamedTuple):
+    patient_id: uuid.UUID
+    period_from: datetime
+    period_to: datetime
+
+
+async def due_a_proposal(session: AsyncSession, now: datetime, limit: int) -> list[DueProposal]:
+    rows = await session.execute(_DUE_A_PROPOSAL, {"now": now, "limit": limit})
+    return [DueProposal(*row) for row in rows]
+
+
+# Each quantity's values in [start, end): a panel's components under their own codes.
+_VALUES_IN_PERIOD = text(
+    """
+    select coalesce(c.key, o.code), coalesce(cast(c.value as float8), o.value)
+    from observations o
+    left join lateral jsonb_each_text(o.components) as c(key, value) on true
+    where o.patient_id = :patient_id and o.effective_at >= :start and o.effective_at < :end
+      and o.invalidated_at is null
+    """
+)
+
+
+async def values_in_period(
+    session: AsyncSession, patient_id: uuid.UUID, start: datetime, end: datetime
+) -> dict[str, list[float]]:
+    """The patient's values by LOINC code (a panel's components under theirs) taken in
+    [start, end), leaving out readings entered in error."""
+    found: dict[str, list[float]] = {}
+    rows = await session.execute(_VALUES_IN_PERIOD, {"patient_id": patient_id, "start": start, "end": end})
+    for code, value in rows:
+        if value is not None:
+            found.setdefault(code, []).append(float(value))
+    return found
+
+
+async def add_proposal(session: AsyncSession, values: dict[str, Any]) -> bool:
+    """Store a proposal unless the patient has one already (another worker was first)."""
+    inserted = await session.scalar(
+        pg_insert(ThresholdProposal)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=["patient_id"])
+        .returning(ThresholdProposal.id)
+    )
+    return inserted is not None
+
+
+async def proposal_of(
+    session: AsyncSession, patient_id: uuid.UUID, *, for_update: bool = False
+) -> ThresholdProposal | None:
+    statement = select(ThresholdProposal).where(ThresholdProposal.patient_id == patient_id)
+    if for_update:
+        statement = statement.with_for_update()
+    return await session.scalar(statement)

@@ -160,3 +160,52 @@ class ThresholdsRecord(BaseModel):
     templates: EffectiveThresholdsOut
     set_in: dict[str, int]  # overridden key (LOINC code or "weight_gain") -> version
     history: list[ThresholdsVersion]
+
+
+class ProposedQuantity(BaseModel):
+    """The bands proposed for one quantity, and what they rest on (rules.baselines)."""
+
+    yellow: dict[Literal["low", "high"], float]
+    red: dict[Literal["low", "high"], float]
+    readings: int = Field(description="readings of the start period the percentiles are of")
+    p5: float
+    p95: float
+    margin: float = Field(description="the widening of each side, in the quantity's unit")
+
+
+class ThresholdProposalOut(BaseModel):
+    """Bands proposed from the patient's own readings at the end of their start period, and
+    the physician's decision (status `proposed` until there is one)."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    patient: str
+    proposed_at: datetime
+    period_from: datetime
+    period_to: datetime
+    status: Literal["proposed", "accepted", "edited", "rejected"]
+    bands: dict[str, ProposedQuantity]
+    decided_at: datetime | None
+    decided_by: str | None
+    decided_by_name: str | None
+    decision_reason: str | None
+    thresholds_version: int | None = Field(description="the version of the overrides an acceptance made")
+
+
+class ThresholdProposalDecision(BaseModel):
+    """Accept the proposal as it is, accept it with `bands` edited (they replace the proposed
+    bands of their codes; `null` leaves a code out), or reject it; with the reason."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    decision: Literal["accept", "reject"]
+    reason: str = Field(min_length=1, max_length=2000)
+    bands: dict[str, QuantityBandsIn | None] | None = None
+
+    _known_codes = field_validator("bands")(lambda value: value if value is None else measured_codes(value))
+
+    @model_validator(mode="after")
+    def _edits_only_when_accepting(self) -> ThresholdProposalDecision:
+        if self.decision == "reject" and self.bands is not None:
+            raise ValueError("bands: only an accepted proposal can be edited")
+        return self

@@ -17,13 +17,17 @@ from rpm.audit.service import Actor, record
 from rpm.errors import Conflict, NotFound
 from rpm.rules import repository
 from rpm.rules.bands import Level
-from rpm.rules.models import ThresholdOverride
+from rpm.rules.baselines import propose
+from rpm.rules.models import ThresholdOverride, ThresholdProposal
 from rpm.rules.preview import counts, simulate
 from rpm.rules.schemas import (
     AlertCounts,
     EffectiveThresholdsOut,
     OverrideChange,
     PreviewAlert,
+    ProposedQuantity,
+    ThresholdProposalDecision,
+    ThresholdProposalOut,
     ThresholdsChange,
     ThresholdsPreviewIn,
     ThresholdsPreviewOut,
@@ -36,6 +40,7 @@ from rpm.rules.thresholds import (
     changed_overrides,
     effective_thresholds,
     override_changes,
+    with_start_period,
 )
 
 log = logging.getLogger("rpm.rules")
@@ -47,8 +52,9 @@ async def thresholds_for(
     if not patient_ids:
         return {}
     return {
-        inputs.patient_id: effective_thresholds(
-            inputs.conditions, inputs.bands, inputs.weight_gain, inputs.version or 0
+        inputs.patient_id: with_start_period(
+            effective_thresholds(inputs.conditions, inputs.bands, inputs.weight_gain, inputs.version or 0),
+            inputs.start_period_ends_at,
         )
         for inputs in await repository.threshold_inputs(session, patient_ids)
     }
@@ -190,3 +196,100 @@ async def preview_thresholds(
         current=AlertCounts(**counts(simulate(patient_id, readings, current, start))),
         thresholds=EffectiveThresholdsOut.model_validate(proposed.as_dict()),
     )
+
+
+# -- the start period's proposal (rules.baselines) ------------------------------------------------
+
+PROPOSALS_PER_CHECK = 100  # patients whose start period ended, per periodic check
+
+
+async def propose_due(session: AsyncSession, now: datetime) -> int:
+    """Propose bands to the patients whose start period has ended and who have no proposal.
+    Safe while other workers do the same. Returns how many proposals were made."""
+    made = 0
+    for due in await repository.due_a_proposal(session, now, PROPOSALS_PER_CHECK):
+        in_force = (await thresholds_for(session, [due.patient_id]))[due.patient_id]
+        values = await repository.values_in_period(session, due.patient_id, due.period_from, due.period_to)
+        proposed = propose(values, in_force.bands)
+        made += await repository.add_proposal(
+            session,
+            {
+                "patient_id": due.patient_id,
+                "proposed_at": now,
+                "period_from": due.period_from,
+                "period_to": due.period_to,
+                "bands": {code: p.bands.as_dict() for code, p in proposed.items()},
+                "basis": {code: p.basis.as_dict() for code, p in proposed.items()},
+                "status": "proposed",
+            },
+        )
+    return made
+
+
+def _proposal_out(proposal: ThresholdProposal) -> ThresholdProposalOut:
+    return ThresholdProposalOut(
+        patient=str(proposal.patient_id),
+        proposed_at=proposal.proposed_at,
+        period_from=proposal.period_from,
+        period_to=proposal.period_to,
+        status=proposal.status,  # type: ignore[arg-type]
+        bands={
+            code: ProposedQuantity(**bands, **proposal.basis[code])
+            for code, bands in proposal.bands.items()
+            if code in proposal.basis
+        },
+        decided_at=proposal.decided_at,
+        decided_by=proposal.decided_by_sub,
+        decided_by_name=proposal.decided_by_name,
+        decision_reason=proposal.decision_reason,
+        thresholds_version=proposal.thresholds_version,
+    )
+
+
+async def read_proposal(session: AsyncSession, actor: Actor, patient_id: uuid.UUID) -> ThresholdProposalOut:
+    await access.require_patient(session, actor.staff, patient_id)
+    proposal = await repository.proposal_of(session, patient_id)
+    if proposal is None:
+        raise NotFound(
+            "no_proposal",
+            "no thresholds have been proposed for this patient: the start period has not ended, or there is none",
+        )
+    await record(session, actor, "read", "ThresholdProposal", str(patient_id), [patient_id])
+    return _proposal_out(proposal)
+
+
+async def decide_proposal(
+    session: AsyncSession, actor: Actor, patient_id: uuid.UUID, decision: ThresholdProposalDecision, now: datetime
+) -> ThresholdProposalOut:
+    """Accept (as proposed or edited) or reject the proposal. Accepting makes a new version of
+    the patient's overrides with the proposed bands, the reason saying where they came from."""
+    await access.require_patient(session, actor.staff, patient_id)
+    actor.staff.require(Role.physician, Role.admin)
+    proposal = await repository.proposal_of(session, patient_id, for_update=True)
+    if proposal is None:
+        raise NotFound("no_proposal", "no thresholds have been proposed for this patient")
+    if proposal.status != "proposed":
+        raise Conflict("proposal_decided", f"the proposal was already {proposal.status}")
+    if decision.decision == "accept":
+        bands: dict[str, Any] = dict(proposal.bands)
+        edits = {code: b.model_dump(exclude_none=True) if b else None for code, b in (decision.bands or {}).items()}
+        edited = any(bands.get(code) != band for code, band in edits.items())
+        for code, band in edits.items():
+            if band is None:
+                bands.pop(code, None)
+            else:
+                bands[code] = band
+        status = "edited" if edited else "accepted"
+        change = ThresholdsChange.model_validate(
+            {"reason": f"Start-period proposal {status}: {decision.reason}", "bands": bands}
+        )
+        await change_thresholds(session, actor, patient_id, change)
+        proposal.thresholds_version = await version_in_force(session, patient_id)
+    else:
+        status = "rejected"
+    proposal.status, proposal.decided_at, proposal.decision_reason = status, now, decision.reason
+    proposal.decided_by_sub, proposal.decided_by_name = actor.staff.sub, actor.staff.name
+    proposal.decided_by_hpr, proposal.decided_by_org = actor.staff.hpr, actor.staff.orgnr
+    await session.flush()
+    await record(session, actor, "decide", "ThresholdProposal", str(patient_id), [patient_id])
+    return _proposal_out(proposal)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import datetime
 from typing import Any
 
 from rpm.rules.bands import Band, QuantityBands, WeightGain
@@ -19,11 +20,23 @@ class EffectiveThresholds:
     weight_gain_source: str | None
     version: int = 0  # of the patient's overrides; 0 = templates only
     overridden: frozenset[str] = field(default_factory=frozenset)
+    # The start period: until `start_period_ends_at`, readings are judged by `start_period`
+    # (the red edges alone) instead; `in_start_period` marks those thresholds.
+    start_period_ends_at: datetime | None = None
+    start_period: EffectiveThresholds | None = field(default=None, compare=False, repr=False)
+    in_start_period: bool = False
     yellow: dict[str, Band] = field(init=False)  # what each Observation's referenceRange shows
 
     def __post_init__(self) -> None:
         # Computed once per patient and batch, not once per reading.
         object.__setattr__(self, "yellow", {code: bands.yellow for code, bands in self.bands.items()})
+
+    def at(self, moment: datetime) -> EffectiveThresholds:
+        """The thresholds a reading taken at `moment` is judged by."""
+        if self.start_period is not None and self.start_period_ends_at is not None:
+            if moment < self.start_period_ends_at:
+                return self.start_period
+        return self
 
     def as_dict(self) -> dict[str, Any]:
         """The shape of GET /patients/{id}/thresholds (api.md)."""
@@ -39,6 +52,23 @@ class EffectiveThresholds:
         if self.weight_gain is not None:
             result["weight_gain"] = {**self.weight_gain.as_dict(), "source": self.weight_gain_source}
         return result
+
+
+def start_period_thresholds(thresholds: EffectiveThresholds) -> EffectiveThresholds:
+    """What a reading in the start period is judged by: the red edges in force alone (the
+    templates', or a physician's override), with no yellow band and no weight-gain trend, so
+    only what is dangerous for anyone alerts while the patient's own normal values are learnt."""
+    red_only = {code: QuantityBands(yellow=bands.red, red=bands.red) for code, bands in thresholds.bands.items()}
+    return EffectiveThresholds(
+        red_only, thresholds.sources, None, None, thresholds.version, thresholds.overridden, in_start_period=True
+    )
+
+
+def with_start_period(thresholds: EffectiveThresholds, ends_at: datetime | None) -> EffectiveThresholds:
+    """The patient's thresholds, knowing when their start period ends (None: no start period)."""
+    if ends_at is None:
+        return thresholds
+    return replace(thresholds, start_period_ends_at=ends_at, start_period=start_period_thresholds(thresholds))
 
 
 def bands_from_dict(data: Mapping[str, Any]) -> QuantityBands:

@@ -79,7 +79,8 @@ class WeightGainTrend:
             for reading in batch.readings
             if reading.code == BODY_WEIGHT
             and reading.value is not None
-            and (rule := thresholds[reading.patient_id].weight_gain if reading.patient_id in thresholds else None)
+            and reading.patient_id in thresholds
+            and (rule := thresholds[reading.patient_id].at(reading.effective_at).weight_gain)
         ]
         if not judged:
             return Findings()

@@ -24,13 +24,14 @@ class Latest(NamedTuple):
 
 
 # The newest Observation of each code: one probe of the (patient, code, time) index each.
+# Everything here leaves out readings entered in error (`invalidated_at`): they are no values.
 _LATEST = text(
     """
     select o.id, o.code, o.effective_at, o.value, o.components, o.unit
     from unnest(cast(:codes as text[])) as t(code)
     cross join lateral (
         select o.id, o.code, o.effective_at, o.value, o.components, o.unit from observations o
-        where o.patient_id = :patient_id and o.code = t.code
+        where o.patient_id = :patient_id and o.code = t.code and o.invalidated_at is null
         order by o.effective_at desc limit 1
     ) as o
     """
@@ -65,7 +66,7 @@ _QUANTITIES = """
 _POINTS = text(
     f"""
     {_QUANTITIES}
-    where o.patient_id = :patient_id and o.effective_at >= :since
+    where o.patient_id = :patient_id and o.effective_at >= :since and o.invalidated_at is null
     order by o.effective_at, o.id
     """
 )
@@ -80,6 +81,7 @@ _RAW = text(
     f"""
     {_QUANTITIES}
     where o.patient_id = :patient_id and o.code = :code and o.effective_at >= :start and o.effective_at < :end
+        and o.invalidated_at is null
     order by o.effective_at, o.id
     limit :limit
     """
@@ -111,6 +113,7 @@ _BUCKETS = text(
         avg(q.value)
     from ({_QUANTITIES}
         where o.patient_id = :patient_id and o.code = :code and o.effective_at >= :start and o.effective_at < :end
+            and o.invalidated_at is null
     ) as q(id, code, effective_at, value)
     group by 1, 2
     order by 2, 1
@@ -133,7 +136,7 @@ async def buckets(
 _OF_IDS = text(
     f"""
     {_QUANTITIES}
-    where o.patient_id = :patient_id and o.id = any(cast(:ids as uuid[]))
+    where o.patient_id = :patient_id and o.id = any(cast(:ids as uuid[])) and o.invalidated_at is null
     order by o.effective_at, o.id
     """
 )
@@ -162,12 +165,13 @@ class AlertEvidence(NamedTuple):
 
 # The patient's alerts (on the (patient_id, status) index) and, for each, its evidence taken in
 # the period (on the (alert_id, effective_at) index): the cost follows the period, not the
-# alerts' age.
+# alerts' age. A reading entered in error is no point of the chart, so it marks none.
 _ALERT_EVIDENCE = text(
     """
     select a.id, a.rule, a.level, a.status, a.opened_at, e.observation_id, e.value, e.effective_at
     from alerts a
     join alert_observations e on e.alert_id = a.id
+    join observations o on o.id = e.observation_id and o.invalidated_at is null
     where a.patient_id = :patient_id and e.effective_at >= :start and e.effective_at < :end
     order by e.effective_at, a.id, e.observation_id
     limit :limit

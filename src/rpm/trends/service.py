@@ -55,7 +55,7 @@ TREND_CODES: dict[str, tuple[str, tuple[str, ...]]] = {
 
 def _latest_value(row: repository.Latest, thresholds: EffectiveThresholds) -> LatestValue:
     values = row.components if row.components is not None else {row.code: row.value or 0.0}
-    judgements = interpret(values, thresholds)
+    judgements = interpret(values, thresholds.at(row.effective_at))  # as the reading was judged
     worst = max(judgements.values(), key=lambda j: j.level.rank)
     return LatestValue(
         type=READING_TYPE_OF_CODE[row.code],

@@ -29,6 +29,7 @@ from rpm.api.routers import (
     devices,
     gateways,
     observations,
+    organisations,
     patients,
     rejected,
     thresholds,
@@ -131,6 +132,7 @@ def create_app(settings: Settings, *, engine: AsyncEngine | None = None) -> Fast
     app.include_router(observations.router)
     app.include_router(rejected.router)
     app.include_router(audit.router)
+    app.include_router(organisations.router)
     app.include_router(fhir_router)
     web.install(app)
 

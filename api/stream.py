@@ -170,6 +170,15 @@ class Visibility:
             self._known[patient_id] = known
         return known[0]
 
+    async def may_see_event(self, event: AlertEvent) -> bool:
+        """An event of an alert handed over to the caller's organisation is the caller's
+        (resolved too: the partner's queue drops it), and the patient's other events are asked
+        afresh: a hand-over opens the patient at once, a resolution closes it."""
+        if event.alert.get("handed_over_to") == self.staff.orgnr:
+            self._known.pop(event.patient_id, None)
+            return True
+        return await self.may_see(event.patient_id)
+
 
 def sse(event: AlertEvent) -> bytes:
     data = json.dumps(event.alert, separators=(",", ":"))

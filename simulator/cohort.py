@@ -314,8 +314,12 @@ def _equipment(
 
 
 def enrolment(patient: SimPatient, orgnrs: list[str], enrolled_on: date) -> dict[str, Any]:
-    """The body of `POST /api/v1/patients`: every organisation in `orgnrs` follows the patient."""
+    """The body of `POST /api/v1/patients`: every organisation in `orgnrs` follows the patient.
+
+    Without a start period: the cohort's history is published after the enrolment, and a start
+    period counted from the enrolment would judge all of that history by the red edges alone."""
     return {
+        "start_period_days": 0,
         "identifier": patient.identifier,
         "name": patient.name,
         "birth_date": patient.birth_date.isoformat(),

@@ -147,7 +147,7 @@ async def stream(
                 arrived = [first]
                 while len(arrived) < 1000 and not subscriber.queue.empty():
                     arrived.append(subscriber.queue.get_nowait())
-                found = [e for e in arrived if e.id > last and await visibility.may_see(e.patient_id)]
+                found = [e for e in arrived if e.id > last and await visibility.may_see_event(e)]
                 if not found:
                     continue
                 await audited(found)

@@ -381,8 +381,9 @@ async def queue_world(session: AsyncSession) -> QueueWorld:
     """Five alerts of a fresh organisation, each on its own patient, opened an hour apart:
 
     yellow_oldest (T0, acknowledged), red_acked (T0+1h, acknowledged), red_escalated (T0+2h),
-    yellow_escalated (T0+3h), yellow_newest (T0+4h); escalate(T0+11h) escalates only the
-    red at T0+2h (15 min) and the yellow at T0+3h (8 h).
+    yellow_escalated (T0+3h), yellow_newest (T0+4h); escalate(T0+27h45) escalates only the
+    red at T0+2h (15 min) and the yellow at T0+3h (8 h of service time: Tuesday 13:00-15:30 and
+    Wednesday 08:00-13:30 in Oslo; the newest yellow is 15 minutes short).
     """
     orgnr = await new_organisation(session)
     opened = {
@@ -399,7 +400,7 @@ async def queue_world(session: AsyncSession) -> QueueWorld:
         alerts[name], patients[name] = (await the_alert(session, patient.id)).id, patient.id
     for name in ("yellow_oldest", "red_acked"):
         await service.acknowledge(session, staff(orgnr), alerts[name], opened[name][1] + MINUTE)
-    await escalate(session, T0 + 11 * HOUR)
+    await escalate(session, T0 + 27 * HOUR + 45 * MINUTE)
     escalated = set(
         await session.scalars(select(Alert.id).where(Alert.id.in_(alerts.values()), Alert.escalated.is_(True)))
     )
@@ -518,18 +519,23 @@ async def test_an_acknowledged_red_alert_never_escalates(session):
     assert "escalated" not in await kinds_of(session, alert.id)
 
 
-async def test_a_yellow_alert_escalates_8_hours_after_opening_unacknowledged(session):
+# T0 is Tuesday 10:00 in Oslo: 8 hours of service time (weekdays 08:00-15:30) are Tuesday
+# 10:00-15:30 and Wednesday 08:00-10:30.
+YELLOW_DUE = T0 + 24 * HOUR + 30 * MINUTE
+
+
+async def test_a_yellow_alert_escalates_after_8_hours_of_service_time_unacknowledged(session):
     patient = await enrol(session)
     await send(session, patient, 85, at=T0 - MINUTE)
     alert = await the_alert(session, patient.id)
 
-    for early in (RED_AFTER, HOUR, YELLOW_AFTER - SECOND):
+    for early in (RED_AFTER, HOUR, YELLOW_AFTER, 22 * HOUR, YELLOW_DUE - T0 - SECOND):
         await escalate(session, T0 + early)
-    assert (await the_alert(session, patient.id)).escalated is False
+    assert (await the_alert(session, patient.id)).escalated is False, "the night counted as service time"
 
-    await escalate(session, T0 + YELLOW_AFTER)
+    await escalate(session, YELLOW_DUE)
     stored = await the_alert(session, patient.id)
-    assert (stored.escalated, stored.escalated_at, stored.level) == (True, T0 + YELLOW_AFTER, "yellow")
+    assert (stored.escalated, stored.escalated_at, stored.level) == (True, YELLOW_DUE, "yellow")
     assert await kinds_of(session, alert.id) == ["opened", "escalated"]
 
 
@@ -559,13 +565,14 @@ async def test_a_red_breach_on_a_red_alert_does_not_restart_its_clock(session):
 
 
 async def test_raising_a_yellow_to_red_never_postpones_its_escalation(session):
-    """Unacknowledged for 8 hours, yellow for 7 h 55 min and then red: rules.md escalates a
-    yellow alert after 8 hours; becoming more urgent must not push that to 8 h 10 min."""
+    """Unacknowledged for 8 hours of service time, yellow for 7 h 55 min of it and then red:
+    rules.md escalates a yellow alert after 8 hours; becoming more urgent must not push that to
+    8 h 10 min."""
     patient = await enrol(session)
     await send(session, patient, 85, at=T0 - MINUTE)  # yellow at T0
-    await send(session, patient, 83, at=T0 + 7 * HOUR + 54 * MINUTE)  # red at T0+7h55
+    await send(session, patient, 83, at=YELLOW_DUE - 6 * MINUTE)  # red 5 minutes before it is due
     assert (await the_alert(session, patient.id)).level == "red"
-    await escalate(session, T0 + YELLOW_AFTER)
+    await escalate(session, YELLOW_DUE)
     stored = await the_alert(session, patient.id)
     assert stored.escalated is True, "8 h unacknowledged, but the raise to red restarted the escalation clock"
 

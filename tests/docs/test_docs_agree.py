@@ -342,8 +342,8 @@ def test_late_and_escalation_times_are_the_code_s() -> None:
     settings = Settings()
     assert f"more than **{LATE_AFTER.total_seconds() / 3600:g} hours**" in flat(section(text, "Late readings").body)
     escalation = flat(section(text, "Escalation").body)
-    assert f"**{settings.escalate_red_minutes:g} minutes** after it became red" in escalation
-    assert f"**{settings.escalate_yellow_hours:g} hours** after it opened" in escalation
+    assert f"**{settings.escalate_red_minutes:g} minutes** of service time" in escalation
+    assert f"**{settings.escalate_yellow_hours:g} hours** of service time since it opened" in escalation
     missing = flat(section(text, "Missing measurements").body)
     assert f"grace period of {settings.missing_grace_hours:g} hours" in missing
     low, high = bounds(PlanItem, "every_hours")

@@ -108,6 +108,9 @@ MATRIX: dict[str, tuple[int, ...]] = {
     "GET /api/v1/rejected":                           (401, 401, 401, 200, 200, 403, 200, 200, 200),
     "POST /api/v1/rejected/reprocess":                (401, 401, 401, 403, 404, 403, 403, 403, 200),
     "GET /api/v1/audit":                              (401, 401, 401, 403, 200, 403, 403, 403, 200),
+    # An organisation's own settings, for its admin; another's answer 404 whether registered or not
+    "GET /api/v1/organisations/{orgnr}/service":      (401, 401, 401, 404, 404, 403, 403, 403, 200),
+    "PUT /api/v1/organisations/{orgnr}/service":      (401, 401, 401, 404, 404, 403, 403, 403, 200),
     # -- FHIR: the same rules; the CapabilityStatement is public, as FHIR servers' are
     "GET /fhir/metadata":                             (200, 200, 200, 200, 200, 200, 200, 200, 200),
     "GET /fhir/Patient":                              (401, 401, 401, 200, 200, 403, 200, 200, 200),
@@ -446,7 +449,8 @@ Build = Callable[[World, str], Awaitable[Call]]
 
 
 def fill(path: str, world: World) -> str:
-    return re.sub(r"\{(\w+)\}", lambda m: world.ids[m.group(1)], path)
+    # An organisation number is no secret of A's (the sign-in page lists them): not in `ids`.
+    return re.sub(r"\{(\w+)\}", lambda m: world.org_a if m.group(1) == "orgnr" else world.ids[m.group(1)], path)
 
 
 async def thresholds_change(world: World, caller: str) -> dict[str, Any]:
@@ -515,6 +519,8 @@ async def build(key: str, world: World, caller: str) -> Call:
             call.data = {"reason": "the patient forgot the cuff"}
         case "POST /api/v1/rejected/reprocess":
             call.json = {"serial": ids["spare"]}
+        case "PUT /api/v1/organisations/{orgnr}/service":  # the defaults, and no partner
+            call.json = {"service_hours": {"days": [1, 2, 3, 4, 5], "start": "08:00", "end": "15:30"}}
         case "GET /fhir/Patient":
             call.params = {"identifier": f"urn:oid:2.16.578.1.12.4.1.4.1|{ids['identifier']}"}
         case "GET /fhir/Observation":

@@ -97,7 +97,7 @@ def _problems(error: ValidationError) -> list[str]:
 async def save_plan(request: Request, patient_id: uuid.UUID, session: SessionDep, actor: WebActor) -> Response:
     """A new version of the plan with its reason (physician or administrator). An empty field
     leaves its level without an action."""
-    await access.require_patient(session, actor.staff, patient_id)
+    await access.require_care_team(session, actor.staff, patient_id)
     actor.staff.require(*action_plans.CHANGERS)
     submitted = await request.form()
     form = {field: str(submitted.get(field, "")) for field in (*ZONES, "reason")}

@@ -26,6 +26,7 @@ from rpm.api.web.render import page
 from rpm.audit.service import Actor
 from rpm.errors import Conflict
 from rpm.observations.schemas import REASON_MAX
+from rpm.organisations import repository as organisations
 from rpm.patients import service as patients
 
 router = APIRouter(tags=["staff page"], include_in_schema=False)
@@ -47,8 +48,10 @@ async def _state(session: AsyncSession, actor: Actor, item: AlertItem) -> dict[s
     """What the status part and the history show: the alert, its history, and from the history
     who acknowledged and resolved it (the history has their names)."""
     history = await alerts.history(session, actor, item.id)
+    partner = await organisations.by_orgnr(session, item.handed_over_to) if item.handed_over_to else None
     return {
         "alert": item,
+        "partner_name": partner.name if partner else None,
         "history": history,
         "acknowledgement": _last(history, "acknowledged"),
         "resolution": _last(history, "resolved"),

@@ -423,7 +423,7 @@ async def preview_change(request: Request, patient_id: uuid.UUID, session: Sessi
 @router.post("/patients/{patient_id}/thresholds", response_class=HTMLResponse)
 async def save_change(request: Request, patient_id: uuid.UUID, session: SessionDep, actor: WebActor) -> Response:
     """A new version of the overrides with its reason (physician or administrator)."""
-    await access.require_patient(session, actor.staff, patient_id)
+    await access.require_care_team(session, actor.staff, patient_id)
     actor.staff.require(*CHANGERS)
     submitted = await request.form()
     t = texts_of(request)
@@ -485,7 +485,7 @@ def proposal_fields(proposal: ThresholdProposalOut, language: str) -> dict[str, 
 async def decide_proposal(request: Request, patient_id: uuid.UUID, session: SessionDep, actor: WebActor) -> Response:
     """Accept the start period's proposal as it is, or reject it, with a reason (physician or
     administrator). Accepting it with changes goes through the form (`proposal=1`)."""
-    await access.require_patient(session, actor.staff, patient_id)
+    await access.require_care_team(session, actor.staff, patient_id)
     actor.staff.require(*CHANGERS)
     submitted = await request.form()
     t = texts_of(request)

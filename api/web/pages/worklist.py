@@ -11,6 +11,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, StreamingResponse
 
 from rpm.access import service as access
+from rpm.alerts import repository as alerts
 from rpm.api.deps import SessionDep, SettingsDep
 from rpm.api.stream import Visibility
 from rpm.api.web import present
@@ -47,6 +48,9 @@ async def _rows(
     summaries = [summary for _, summary in found]
     return {
         "patients": summaries[:ROWS],
+        # Rows with an active alert that turned red outside service hours: the partner's name
+        # where it was handed over (the partner's own worklist lists these patients too).
+        "out_of_hours": await alerts.out_of_hours_of(session, [s.id for s in summaries[:ROWS]]),
         "more": len(summaries) > ROWS,
         "rows": ROWS,
         "present": present,
@@ -116,7 +120,7 @@ async def events(request: Request, signed: StaffSession, settings: SettingsDep) 
                             return
                     yield b": keep-alive\n\n"
                     continue
-                if await visibility.may_see(event.patient_id):
+                if await visibility.may_see_event(event):
                     yield f"id: {event.id}\nevent: alert\ndata: {event.kind}\n\n".encode()
         finally:
             hub.unsubscribe(subscriber)

@@ -13,7 +13,7 @@ NB: dict[str, str] = {
     "plan.version": "Versjon",
     "plan.changed_at": "Endret",
     "plan.changed_by": "Endret av",
-    "plan.reason": "Begrunnelse",
+    "plan.reason": "Hvorfor planen endres",
     "plan.history": "Endringshistorikk for planen",
     "plan.no_history": "Planen er ikke endret ennå.",
     "plan.form_help": (
@@ -51,7 +51,7 @@ EN: dict[str, str] = {
     "plan.version": "Version",
     "plan.changed_at": "Changed",
     "plan.changed_by": "Changed by",
-    "plan.reason": "Reason",
+    "plan.reason": "Why the plan changes",
     "plan.history": "History of the plan",
     "plan.no_history": "The plan has not been changed yet.",
     "plan.form_help": (

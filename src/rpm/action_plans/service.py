@@ -55,7 +55,7 @@ async def change_plan(
 ) -> ActionPlanRecord:
     """A new version holding the whole plan as given. Two changes at the same moment would take
     the same version number: the later is refused (409) by the (patient, version) key."""
-    await access.require_patient(session, actor.staff, patient_id)
+    await access.require_care_team(session, actor.staff, patient_id)
     actor.staff.require(*CHANGERS)
     current = await repository.in_force(session, patient_id)
     session.add(

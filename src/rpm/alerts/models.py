@@ -68,6 +68,11 @@ class Alert(Base):
         ),
         Index("ix_alerts_queue", "status", "level", "escalated", "opened_at"),
         Index("ix_alerts_patient", "patient_id", "status"),
+        Index(
+            "ix_alerts_handed_over_to",
+            "handed_over_to",
+            postgresql_where=text(f"handed_over_to is not null and {_ACTIVE_SQL}"),
+        ),
     )
 
     id: Mapped[uuid.UUID] = uuid_pk()
@@ -90,6 +95,12 @@ class Alert(Base):
     # reached that level (action_plans), and the plan's version.
     action: Mapped[str | None] = mapped_column(Text)
     action_plan_version: Mapped[int | None] = mapped_column(Integer)
+    # Opened (or raised to red) outside the service hours of the patient's follow-up service;
+    # a red one is then handed over to its out-of-hours partner organisation, whose staff see
+    # the patient while the alert is active.
+    outside_service_hours: Mapped[bool] = mapped_column(default=False, server_default=text("false"))
+    handed_over_to: Mapped[uuid.UUID | None]  # the partner organisation's id
+    handed_over_at: Mapped[datetime | None]
     acknowledged_by: Mapped[str | None] = mapped_column(Text)
     acknowledged_by_name: Mapped[str | None] = mapped_column(Text)
     acknowledged_at: Mapped[datetime | None]

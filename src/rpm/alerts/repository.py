@@ -8,13 +8,14 @@ from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Literal, NamedTuple
 
-from sqlalchemy import Row, Select, and_, case, or_, select, text, tuple_, update
+from sqlalchemy import Row, Select, and_, case, func, or_, select, text, tuple_, update
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from rpm.alerts.breaches import BreachGroup, Evidence
 from rpm.alerts.models import ACTIVE, Alert
 from rpm.db import new_id
+from rpm.organisations.models import Organisation
 
 # The references a queue item lists for alert `a`, built by the database as one text[]: its
 # newest `:newest` triggering Observations, oldest first, read backwards on (alert_id,
@@ -51,6 +52,13 @@ _PLAN_OF_T = """
         where p.patient_id = t.patient_id order by p.version desc limit 1
     ) as plan on true
 """
+
+# The organisation number of the out-of-hours partner alert `a` is handed over to (null: none),
+# as the queue item shows it; on the primary key, and only looked up for a handed-over alert.
+_PARTNER_OF_A = (
+    "case when a.handed_over_to is null then null"
+    " else (select p.orgnr from organisations p where p.id = a.handed_over_to) end as handed_over_to_orgnr"
+)
 
 # What the rules do to alerts after a batch, in one statement (one round trip, taken while
 # other batches may wait on the same alerts):
@@ -113,7 +121,7 @@ _LAND = text(
         select alert_id, observation_id, value, effective_at from new_evidence
         on conflict do nothing
     )
-    select a.*, {_references_of_a(_STORED_AND_NEW_EVIDENCE_OF_A)} as observations
+    select a.*, {_references_of_a(_STORED_AND_NEW_EVIDENCE_OF_A)} as observations, {_PARTNER_OF_A}
     from (select * from resolved union all select * from landed) as a
     """
 ).columns(threshold=JSONB)
@@ -156,7 +164,8 @@ async def land(
 # What the events of an ingest batch carry: each changed alert's columns and its references,
 # in one round trip and without ORM objects.
 _AS_ITEMS = text(
-    f"select a.*, {_references_of_a()} as observations from alerts a where a.id = any(cast(:alert_ids as uuid[]))"
+    f"select a.*, {_references_of_a()} as observations, {_PARTNER_OF_A}"
+    " from alerts a where a.id = any(cast(:alert_ids as uuid[]))"
 ).columns(threshold=JSONB)
 
 
@@ -234,7 +243,7 @@ _OPEN_UNLESS_ACTIVE = text(
     {_PLAN_OF_T}
     order by patient_id, rule
     on conflict (patient_id, rule) where status in ('open', 'acknowledged') do nothing
-    returning id
+    returning id, patient_id, level
     """
 )
 
@@ -256,34 +265,115 @@ def _group_columns(groups: Sequence[BreachGroup]) -> dict[str, list[Any]]:
     }
 
 
-async def open_unless_active(session: AsyncSession, groups: Sequence[BreachGroup], now: datetime) -> list[uuid.UUID]:
-    """Open an alert for each group whose (patient, rule) has no active one. Returns the ids
-    of the alerts opened."""
+async def open_unless_active(session: AsyncSession, groups: Sequence[BreachGroup], now: datetime) -> list[Row[Any]]:
+    """Open an alert for each group whose (patient, rule) has no active one. Returns the alerts
+    opened as rows of (id, patient_id, level)."""
     if not groups:
         return []
-    return list(await session.scalars(_OPEN_UNLESS_ACTIVE, {"now": now, **_group_columns(groups)}))
+    return list(await session.execute(_OPEN_UNLESS_ACTIVE, {"now": now, **_group_columns(groups)}))
 
 
-async def escalate_due(
-    session: AsyncSession, now: datetime, red_after: timedelta, yellow_after: timedelta
-) -> list[uuid.UUID]:
-    """Mark open (unacknowledged) alerts escalated once a deadline has passed: red `red_after`
-    after it became red, and any alert `yellow_after` after it opened (levels only rise, so a
-    yellow raised to red is never escalated later than it would have been as yellow)."""
+# Red alerts that became red outside service hours: marked, and handed over where a partner is
+# named (an alert handed over once stays with that partner). The alerts were just landed in
+# this transaction, so their rows are locked already.
+_MARK_OUTSIDE_SERVICE_HOURS = text(
+    f"""
+    update alerts as a
+    set outside_service_hours = true,
+        handed_over_to = coalesce(a.handed_over_to, t.partner),
+        handed_over_at = case when a.handed_over_to is null and t.partner is not null then :now
+                              else a.handed_over_at end
+    from unnest(cast(:ids as uuid[]), cast(:partners as uuid[])) as t(id, partner)
+    where a.id = t.id
+    returning a.id, a.patient_id, a.outside_service_hours, a.handed_over_to, a.handed_over_at,
+        a.handed_over_to is not null and a.handed_over_at = :now as handed_over_now, {_PARTNER_OF_A}
+    """
+)
+
+
+async def mark_outside_service_hours(
+    session: AsyncSession, partners: dict[uuid.UUID, uuid.UUID | None], now: datetime
+) -> list[Row[Any]]:
+    """Mark the alerts (keys) outside service hours and hand each over to its partner (value,
+    None: nobody). Returns rows of (id, patient_id, outside_service_hours, handed_over_to,
+    handed_over_at, handed_over_now, handed_over_to_orgnr)."""
+    if not partners:
+        return []
+    ids = sorted(partners)
+    return list(
+        await session.execute(
+            _MARK_OUTSIDE_SERVICE_HOURS, {"ids": ids, "partners": [partners[i] for i in ids], "now": now}
+        )
+    )
+
+
+# Not acknowledged as red: open, or acknowledged before it was raised to red (seen as yellow;
+# nobody has seen it red). Only such a red alert escalates on the red clock.
+_RED_UNACKNOWLEDGED = and_(
+    Alert.level == "red",
+    or_(Alert.status == "open", and_(Alert.status == "acknowledged", Alert.acknowledged_at < Alert.raised_at)),
+)
+
+
+class EscalationCandidate(NamedTuple):
+    id: uuid.UUID
+    patient_id: uuid.UUID
+    level: str
+    status: str
+    opened_at: datetime
+    raised_at: datetime
+    red_unacknowledged: bool
+
+
+async def escalation_candidates(
+    session: AsyncSession, now: datetime, shortest_red: timedelta, yellow_after: timedelta
+) -> list[EscalationCandidate]:
+    """Active alerts not yet escalated that may be due: red ones not acknowledged as red for at
+    least `shortest_red` of wall time, and open ones opened at least `yellow_after` of wall time
+    ago (service time never exceeds wall time; the service decides which are due)."""
+    rows = await session.execute(
+        select(
+            Alert.id,
+            Alert.patient_id,
+            Alert.level,
+            Alert.status,
+            Alert.opened_at,
+            Alert.raised_at,
+            _RED_UNACKNOWLEDGED,
+        ).where(
+            Alert.escalated.is_(False),
+            Alert.status.in_(ACTIVE),
+            or_(
+                and_(_RED_UNACKNOWLEDGED, Alert.raised_at <= now - shortest_red),
+                and_(Alert.status == "open", Alert.opened_at <= now - yellow_after),
+            ),
+        )
+    )
+    return [EscalationCandidate(*row) for row in rows]
+
+
+async def shortest_red_minutes(session: AsyncSession) -> float | None:
+    """The shortest red escalation time any organisation set (None: none set one)."""
+    found = await session.scalar(select(func.min(Organisation.escalate_red_minutes)))
+    return float(found) if found is not None else None
+
+
+async def mark_escalated(session: AsyncSession, ids: Collection[uuid.UUID], now: datetime) -> list[uuid.UUID]:
+    """Mark the alerts escalated unless, by now, another worker did or staff acknowledged them
+    (the row lock makes a concurrent run wait and re-read them). Returns those marked."""
+    if not ids:
+        return []
     rows = await session.scalars(
         update(Alert)
         .where(
-            Alert.status == "open",
+            Alert.id.in_(sorted(ids)),
             Alert.escalated.is_(False),
-            or_(
-                and_(Alert.level == "red", Alert.raised_at <= now - red_after),
-                Alert.opened_at <= now - yellow_after,
-            ),
+            or_(Alert.status == "open", _RED_UNACKNOWLEDGED),
         )
         .values(escalated=True, escalated_at=now, updated_at=now)
         .returning(Alert.id)
     )
-    return list(rows)
+    return sorted(rows)
 
 
 _LEVEL_RANK = case((Alert.level == "red", 0), else_=1)
@@ -456,3 +546,17 @@ async def invalidated_among(
         return {}
     rows = await session.execute(_INVALIDATED, {"ids": list(observation_ids)})
     return {oid: Invalidated(at, sub, name, reason) for oid, at, sub, name, reason in rows}
+
+
+async def out_of_hours_of(session: AsyncSession, patient_ids: Collection[uuid.UUID]) -> dict[uuid.UUID, str | None]:
+    """The patients with an active alert marked outside service hours: the name of the partner
+    organisation one of them is handed over to (None: not handed over)."""
+    if not patient_ids:
+        return {}
+    rows = await session.execute(
+        select(Alert.patient_id, func.max(Organisation.name))
+        .outerjoin(Organisation, Organisation.id == Alert.handed_over_to)
+        .where(Alert.patient_id.in_(list(patient_ids)), Alert.status.in_(ACTIVE), Alert.outside_service_hours)
+        .group_by(Alert.patient_id)
+    )
+    return {patient_id: name for patient_id, name in rows}

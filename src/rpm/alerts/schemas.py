@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 
 from rpm.alerts.models import AlertStatus, ResolutionOutcome
 
@@ -44,6 +44,22 @@ class AlertItem(BaseModel):
     # the alert reached that level (null: no plan, or no action for the level), and its version.
     action: str | None = None
     action_plan_version: int | None = None
+    # Opened or raised to red outside the service hours of the patient's care team, and then
+    # handed over to that team's out-of-hours partner organisation (its organisation number;
+    # null: not handed over) at `handed_over_at`; the partner sees the patient while the alert
+    # is active.
+    outside_service_hours: bool = False
+    handed_over_to: str | None = Field(
+        default=None, validation_alias=AliasChoices("handed_over_to_orgnr", "handed_over_to")
+    )
+    handed_over_at: datetime | None = None
+
+    @field_validator("handed_over_to", mode="before")
+    @classmethod
+    def _partner_orgnr(cls, value: Any) -> Any:
+        """An Alert's own column holds the partner's internal id: never shown; the service
+        fills in the organisation number."""
+        return None if isinstance(value, uuid.UUID) else value
 
 
 class EnteredInError(BaseModel):

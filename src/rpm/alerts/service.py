@@ -14,13 +14,17 @@ from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from rpm.access import service as access
-from rpm.access.repository import visible_patient_ids
+from rpm.access.repository import followed_patient_ids, visible_patient_ids
+from rpm.access.staff import Staff
 from rpm.alerts import events, repository
 from rpm.alerts.breaches import Findings, fold_breaches
 from rpm.alerts.models import ACTIVE, Alert, AlertStatus, ResolutionOutcome
 from rpm.alerts.schemas import AlertDetail, AlertItem, EnteredInError, EvidenceItem, HistoryEntry, HistoryKind
 from rpm.audit.service import Actor, record
 from rpm.errors import Conflict, NotFound
+from rpm.organisations import repository as organisations_repository
+from rpm.organisations import service as organisations
+from rpm.organisations.service_hours import service_time_reached_any
 
 # How many of an alert's triggering Observations a queue item (and a stream event) lists, and
 # how many its detail view shows: the newest ones.
@@ -28,17 +32,32 @@ ITEM_OBSERVATIONS = 50
 DETAIL_EVIDENCE = 500
 
 
-def to_item(alert: Alert | Row[Any], observations: list[str] | None = None) -> AlertItem:
-    """The queue item of an Alert, or of a row with its columns and `observations`."""
+def to_item(
+    alert: Alert | Row[Any] | dict[str, Any],
+    observations: list[str] | None = None,
+    partners: dict[uuid.UUID, str] | None = None,
+) -> AlertItem:
+    """The queue item of an Alert, or of a row (or dict) with its columns, `observations` and
+    `handed_over_to_orgnr`; `partners`: the organisation numbers of the partners, by id, for
+    an Alert handed over."""
     item = AlertItem.model_validate(alert)
     if observations is not None:
         item.observations = observations
+    if partners and isinstance(alert, Alert) and alert.handed_over_to is not None:
+        item.handed_over_to = partners.get(alert.handed_over_to)
     return item
+
+
+async def _partners_of(session: AsyncSession, alerts: Sequence[Alert]) -> dict[uuid.UUID, str]:
+    """The organisation numbers of the partners the alerts are handed over to (no query when
+    none is)."""
+    return await organisations_repository.orgnrs_of(session, {a.handed_over_to for a in alerts if a.handed_over_to})
 
 
 async def items(session: AsyncSession, alerts: Sequence[Alert]) -> list[AlertItem]:
     references = await repository.evidence_references(session, [a.id for a in alerts], newest=ITEM_OBSERVATIONS)
-    return [to_item(a, references[a.id]) for a in alerts]
+    partners = await _partners_of(session, alerts)
+    return [to_item(a, references[a.id], partners) for a in alerts]
 
 
 async def _emit(session: AsyncSession, changes: Sequence[tuple[str, uuid.UUID]], now: datetime) -> None:
@@ -50,32 +69,105 @@ async def _emit(session: AsyncSession, changes: Sequence[tuple[str, uuid.UUID]],
     await _append_events(session, [(kind, by_id[alert_id]) for kind, alert_id in changes], now)
 
 
-async def _append_events(session: AsyncSession, changes: Sequence[tuple[str, Row[Any]]], now: datetime) -> None:
+async def _append_events(
+    session: AsyncSession, changes: Sequence[tuple[str, Row[Any] | dict[str, Any]]], now: datetime
+) -> None:
     """(kind, alert row with its `observations`) as events."""
     await events.append(session, [(kind, to_item(row).model_dump(mode="json")) for kind, row in changes], now)
 
 
+# The system's part in the audit trail: the hand-over of an alert to the out-of-hours partner,
+# recorded in the name of the care-team organisation that names the partner.
+SYSTEM_SUB, SYSTEM_NAME = "system", "rpm"
+
+
+async def _outside_service_hours(
+    session: AsyncSession, became_red: Sequence[tuple[uuid.UUID, uuid.UUID]], now: datetime
+) -> dict[uuid.UUID, dict[str, Any]]:
+    """Of the alerts (id, patient) that became red at `now`, mark those outside the service
+    hours of the patient's care team and hand each over to its out-of-hours partner, if one is
+    named (docs/rules.md, "Service hours"), with an audit record of each hand-over. Returns
+    the columns changed, by alert id. Queries: none without red alerts; one (the care teams)
+    when all are in service hours; else two and one per hand-over."""
+    if not became_red:
+        return {}
+    follow = await organisations.follow_ups(session, {p for _, p in became_red}, now, default_red_minutes=0.0)
+    outside = {a: follow[p] for a, p in became_red if not follow[p].in_service(now)}
+    marked = await repository.mark_outside_service_hours(session, {a: f.partner_id for a, f in outside.items()}, now)
+    for row in marked:
+        handed_over_by = outside[row.id].handed_over_by
+        if row.handed_over_now and handed_over_by is not None:
+            system = Actor(Staff(sub=SYSTEM_SUB, name=SYSTEM_NAME, hpr=None, orgnr=handed_over_by, roles=frozenset()))
+            await record(session, system, "hand-over", "Alert", str(row.id), [row.patient_id])
+    return {
+        row.id: {
+            "outside_service_hours": row.outside_service_hours,
+            "handed_over_to": row.handed_over_to,
+            "handed_over_at": row.handed_over_at,
+            "handed_over_to_orgnr": row.handed_over_to_orgnr,
+        }
+        for row in marked
+    }
+
+
 async def land_findings(session: AsyncSession, findings: Findings, now: datetime) -> list[str]:
     """What the rules found in an ingest batch: open or update an alert for each (patient,
-    rule) breached, and resolve the active alerts the batch answers. Events are appended last,
-    one per changed alert. Returns the rule keys of the alerts opened."""
+    rule) breached, and resolve the active alerts the batch answers; a red alert opened or
+    raised outside service hours is marked and handed over to the out-of-hours partner in the
+    same transaction. Events are appended last, one per changed alert, telling the marks too.
+    Returns the rule keys of the alerts opened."""
     changed = await repository.land(
         session, findings.answered, fold_breaches(findings.breaches), now, newest=ITEM_OBSERVATIONS
     )
-    await _append_events(session, [(row.change, row) for row in changed], now)
+    became_red = [
+        (row.id, row.patient_id)
+        for row in changed
+        if row.change != "resolved" and row.level == "red" and row.raised_at >= now
+    ]
+    marks = await _outside_service_hours(session, became_red, now)
+    await _append_events(
+        session,
+        [(row.change, dict(row._mapping) | marks[row.id] if row.id in marks else row) for row in changed],
+        now,
+    )
     return [row.rule for row in changed if row.change == "opened"]
 
 
 async def open_findings(session: AsyncSession, findings: Findings, now: datetime) -> int:
     """What the clock rules found: open an alert for each (patient, rule) breached that has no
-    active one; an active one is left as it is. Returns how many alerts opened."""
+    active one; an active one is left as it is. A red one outside service hours is marked and
+    handed over as in land_findings. Returns how many alerts opened."""
     opened = await repository.open_unless_active(session, fold_breaches(findings.breaches), now)
-    await _emit(session, [("opened", alert_id) for alert_id in opened], now)
+    await _outside_service_hours(session, [(row.id, row.patient_id) for row in opened if row.level == "red"], now)
+    await _emit(session, [("opened", row.id) for row in opened], now)
     return len(opened)
 
 
 async def escalate(session: AsyncSession, now: datetime, red_after: timedelta, yellow_after: timedelta) -> int:
-    escalated = await repository.escalate_due(session, now, red_after, yellow_after)
+    """Escalate the alerts nobody acknowledged in time, the time counted in the service hours
+    of the patient's care team (docs/rules.md, "Escalation"): a red one not acknowledged since
+    it became red, after the organisation's red escalation time (`red_after` where it set
+    none); an open one, whatever its level, after `yellow_after`. Safe when several workers run
+    it at once: each alert escalates once."""
+    shortest = await repository.shortest_red_minutes(session)
+    shortest_red = min(red_after, timedelta(minutes=shortest)) if shortest is not None else red_after
+    candidates = await repository.escalation_candidates(session, now, shortest_red, yellow_after)
+    if not candidates:
+        return 0
+    default_minutes = red_after / timedelta(minutes=1)
+    follow = await organisations.follow_ups(session, {c.patient_id for c in candidates}, now, default_minutes)
+    due = []
+    for c in candidates:
+        hours = follow[c.patient_id].hours
+        red_budget = timedelta(minutes=follow[c.patient_id].red_minutes)
+        if (
+            c.red_unacknowledged and service_time_reached_any(hours, c.raised_at, red_budget, now) is not None
+        ) or (
+            c.status == AlertStatus.open
+            and service_time_reached_any(hours, c.opened_at, yellow_after, now) is not None
+        ):
+            due.append(c.id)
+    escalated = await repository.mark_escalated(session, due, now)
     await _emit(session, [("escalated", alert_id) for alert_id in escalated], now)
     return len(escalated)
 
@@ -114,7 +206,7 @@ async def queue(
         statuses=statuses,
         level=level,
         patient_id=patient_id,
-        organisation_patients=visible_patient_ids(organisation, today) if organisation else None,
+        organisation_patients=followed_patient_ids(organisation, today) if organisation else None,
         escalated=escalated,
         after=after,
     ).limit(limit + 1)
@@ -139,6 +231,8 @@ async def detail(session: AsyncSession, actor: Actor, alert_id: uuid.UUID) -> Al
     evidence = (await repository.evidence_of(session, [alert.id], newest=DETAIL_EVIDENCE))[alert.id]
     await record(session, actor, "read", "Alert", str(alert.id), [alert.patient_id])
     detail = AlertDetail.model_validate(alert)
+    if alert.handed_over_to is not None:
+        detail.handed_over_to = (await _partners_of(session, [alert])).get(alert.handed_over_to)
     invalidated = await repository.invalidated_among(session, [e.observation_id for e in evidence])
     detail.evidence = [
         EvidenceItem(
@@ -230,11 +324,16 @@ async def history(session: AsyncSession, actor: Actor, alert_id: uuid.UUID) -> l
 
 
 async def acknowledge(session: AsyncSession, actor: Actor, alert_id: uuid.UUID, now: datetime) -> AlertItem:
-    """Mark as seen. Acknowledging again changes nothing; a resolved alert cannot be."""
+    """Mark as seen. Acknowledging again changes nothing, except for a red alert acknowledged
+    while it was yellow: acknowledging it as red stops its red escalation clock. A resolved
+    alert cannot be."""
     alert = await _visible_alert(session, actor, alert_id, for_update=True)
     if alert.status == AlertStatus.resolved:
         raise Conflict("alert_resolved", "the alert is already resolved")
-    if alert.status == AlertStatus.open:
+    seen_before_red = (
+        alert.level == "red" and alert.acknowledged_at is not None and alert.acknowledged_at < alert.raised_at
+    )
+    if alert.status == AlertStatus.open or seen_before_red:
         alert.status, alert.acknowledged_at, alert.updated_at = AlertStatus.acknowledged, now, now
         alert.acknowledged_by, alert.acknowledged_by_name = actor.staff.sub, actor.staff.name
         await session.flush()

@@ -14,7 +14,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from rpm.access import service as access
-from rpm.access.repository import visible_patient_ids
+from rpm.access.repository import followed_patient_ids
 from rpm.access.staff import Role, Staff
 from rpm.audit import repository
 from rpm.audit.schemas import CSV_COLUMNS, AuditOut
@@ -89,10 +89,10 @@ async def history(
     it is neither shown nor audited."""
     actor.staff.require(Role.admin)
     if patient_id is not None:
-        await access.require_patient(session, actor.staff, patient_id)
+        await access.require_care_team(session, actor.staff, patient_id)
     rows = await repository.page(
         session,
-        visible_patient_ids(actor.staff.orgnr, access.today()),
+        followed_patient_ids(actor.staff.orgnr, access.today()),
         patient_id=patient_id,
         actor_sub=actor_sub,
         action=action,
@@ -123,7 +123,7 @@ async def patient_history(
     record would lengthen the history forever. With `limit=None`, all of it; otherwise up to
     `limit` + 1 records, the last only saying there is more."""
     actor.staff.require(Role.admin)
-    await access.require_patient(session, actor.staff, patient_id)
+    await access.require_care_team(session, actor.staff, patient_id)
     (this_reading,) = await record(session, actor, "read", "AuditTrail", str(patient_id), [patient_id])
     last_shown, until = after if after is not None else (None, this_reading)
     found: list[AuditOut] = []

@@ -174,10 +174,10 @@ async def assign(session: AsyncSession, actor: Actor, serial: str, payload: Assi
         # Another organisation's device may be moved only from a patient the caller also follows.
         holders = {a.patient_id for a in current}
         for patient_id in holders:
-            await access.require_patient(session, actor.staff, patient_id)
+            await access.require_care_team(session, actor.staff, patient_id)
         if not holders:
             raise NotFound("not_found", "no such device")
-    await access.require_patient(session, actor.staff, payload.patient)
+    await access.require_care_team(session, actor.staff, payload.patient)
     if payload.to is not None and payload.to <= payload.from_:
         raise InvalidInput("invalid_period", "to: must be after from")
     if any(a.valid_from >= payload.from_ for a in current):

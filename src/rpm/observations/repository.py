@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import Select, select, text, true, tuple_
+from sqlalchemy import CompoundSelect, Select, select, text, true, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -147,7 +147,7 @@ _LOOK_BACK = (timedelta(days=1), timedelta(days=8), timedelta(days=60))
 async def search(
     session: AsyncSession,
     *,
-    patients: uuid.UUID | Select[uuid.UUID],
+    patients: uuid.UUID | Select[uuid.UUID] | CompoundSelect,
     codes: Collection[str] | None,
     dates: Sequence[DateBound],
     newest_first: bool,
@@ -172,7 +172,8 @@ async def search(
             after,
         )
         return list(await session.scalars(statement.limit(limit)))
-    followed = patients.distinct().subquery("followed")
+    # A union (care team and hand-overs) has no duplicates already.
+    followed = (patients.distinct() if isinstance(patients, Select) else patients).subquery("followed")
     windows: Sequence[timedelta | None] = (*_LOOK_BACK, None) if newest_first else (None,)
     # A reading may be taken up to 10 minutes ahead of the clock (mqtt.md).
     newest = after.effective_at if after is not None else now + timedelta(hours=1)

@@ -95,6 +95,7 @@ async def invalidate(
     observation = await repository.locked(session, observation_id)
     if observation is None or not await access.may_see_patient(session, actor.staff, observation.patient_id):
         raise NotFound("not_found", "no such Observation")
+    await access.require_care_team(session, actor.staff, observation.patient_id)
     if observation.invalidated_at is not None:
         raise Conflict("already_invalidated", "the reading is already marked entered in error")
     marked = [observation_id]

@@ -5,8 +5,10 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
-from sqlalchemy import CheckConstraint, String, func
+from sqlalchemy import CheckConstraint, ForeignKey, Integer, String, func
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from rpm.db import Base, uuid_pk
@@ -30,3 +32,10 @@ class Organisation(Base):
     name: Mapped[str] = mapped_column(String(200))
     kind: Mapped[str] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    # When the organisation's follow-up service is staffed (None: weekdays 08:00-15:30
+    # Europe/Oslo, Norwegian public holidays off), how soon an unacknowledged red alert
+    # escalates in those hours (None: RPM_ESCALATE_RED_MINUTES), and who takes its red alerts
+    # outside them (None: nobody; they wait, marked outside service hours).
+    service_hours: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    escalate_red_minutes: Mapped[int | None] = mapped_column(Integer)
+    out_of_hours_partner_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("organisations.id"))

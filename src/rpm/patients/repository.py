@@ -103,6 +103,16 @@ _VISIBLE = """
     select c.patient_id from care_team_members c join organisations o on o.id = c.organisation_id
     where o.orgnr = {orgnr} and c.period_from <= :today and (c.period_to is null or c.period_to >= :today)
 """
+# The caller's worklist: its care team's patients and, while the alert is active, those with an
+# alert handed over to it as out-of-hours partner (rpm.access.repository.visible_patient_ids).
+_VISIBLE_OR_HANDED_OVER = (
+    _VISIBLE
+    + """
+    union all
+    select a.patient_id from alerts a join organisations o on o.id = a.handed_over_to
+    where o.orgnr = {orgnr} and a.handed_over_to is not null and a.status in ('open', 'acknowledged')
+"""
+)
 
 _READING_TYPES = "unnest(cast(:types as text[]), cast(:codes as text[])) as t(reading_type, code)"
 
@@ -116,7 +126,7 @@ _KEYED = f"""
         case when al.red then al.red_since when al.yellow then al.yellow_since else al.missing_since end
             as unacknowledged_since
         {{last_column}}
-    from (select distinct patient_id from ({_VISIBLE.format(orgnr=":orgnr")}) as v) as v
+    from (select distinct patient_id from ({_VISIBLE_OR_HANDED_OVER.format(orgnr=":orgnr")}) as v) as v
     join patients p on p.id = v.patient_id
     cross join lateral (
         select coalesce(bool_or(a.level = 'red'), false) as red,

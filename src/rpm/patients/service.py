@@ -143,7 +143,7 @@ async def of_ids(session: AsyncSession, actor: Actor, patient_ids: Sequence[uuid
 
 
 async def change(session: AsyncSession, actor: Actor, patient_id: uuid.UUID, patch: PatientPatch) -> PatientOut:
-    await access.require_patient(session, actor.staff, patient_id)
+    await access.require_care_team(session, actor.staff, patient_id)
     actor.staff.require(Role.admin)
     patient = await repository.full(session, patient_id)
     if patient is None:

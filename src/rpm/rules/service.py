@@ -118,7 +118,7 @@ async def change_thresholds(
     session: AsyncSession, actor: Actor, patient_id: uuid.UUID, change: ThresholdsChange
 ) -> dict[str, Any]:
     """A new version of the patient's overrides; it applies to readings that arrive afterwards."""
-    await access.require_patient(session, actor.staff, patient_id)
+    await access.require_care_team(session, actor.staff, patient_id)
     actor.staff.require(Role.physician, Role.admin)
     current = (await repository.latest_overrides(session, [patient_id])).get(patient_id)
     bands, weight_gain = changed_overrides(
@@ -263,7 +263,7 @@ async def decide_proposal(
 ) -> ThresholdProposalOut:
     """Accept (as proposed or edited) or reject the proposal. Accepting makes a new version of
     the patient's overrides with the proposed bands, the reason saying where they came from."""
-    await access.require_patient(session, actor.staff, patient_id)
+    await access.require_care_team(session, actor.staff, patient_id)
     actor.staff.require(Role.physician, Role.admin)
     proposal = await repository.proposal_of(session, patient_id, for_update=True)
     if proposal is None:

@@ -53,6 +53,24 @@ _PLAN_OF_T = """
     ) as plan on true
 """
 
+# A new alert for each breach group (the column arrays of _group_columns, as `t`), with the
+# action of its level; locked in (patient, rule) order so that concurrent batches cannot
+# deadlock. Each statement adds what happens when the (patient, rule) has an active alert.
+_NEW_ALERTS = f"""
+    insert into alerts as a (id, patient_id, rule, level, status, escalated, late, opened_at, raised_at,
+        last_reading_at, occurrences, value, unit, threshold, thresholds_version, action, action_plan_version,
+        updated_at)
+    select id, patient_id, rule, level, 'open', false, late, :now, :now,
+        reading_at, occurrences, value, unit, cast(threshold as jsonb), version, plan_action, plan_version, :now
+    from unnest(
+        cast(:id as uuid[]), cast(:patient_id as uuid[]), cast(:rule as text[]), cast(:level as text[]),
+        cast(:late as boolean[]), cast(:reading_at as timestamptz[]), cast(:occurrences as integer[]),
+        cast(:value as float8[]), cast(:unit as text[]), cast(:threshold as text[]), cast(:version as integer[])
+    ) as t(id, patient_id, rule, level, late, reading_at, occurrences, value, unit, threshold, version)
+    {_PLAN_OF_T}
+    order by patient_id, rule
+"""
+
 # The organisation number of the out-of-hours partner alert `a` is handed over to (null: none),
 # as the queue item shows it; on the primary key, and only looked up for a handed-over alert.
 _PARTNER_OF_A = (
@@ -80,18 +98,7 @@ _LAND = text(
         returning a.*, 'resolved' as change
     ),
     landed as (
-        insert into alerts as a (id, patient_id, rule, level, status, escalated, late, opened_at, raised_at,
-            last_reading_at, occurrences, value, unit, threshold, thresholds_version, action, action_plan_version,
-            updated_at)
-        select id, patient_id, rule, level, 'open', false, late, :now, :now,
-            reading_at, occurrences, value, unit, cast(threshold as jsonb), version, plan_action, plan_version, :now
-        from unnest(
-            cast(:id as uuid[]), cast(:patient_id as uuid[]), cast(:rule as text[]), cast(:level as text[]),
-            cast(:late as boolean[]), cast(:reading_at as timestamptz[]), cast(:occurrences as integer[]),
-            cast(:value as float8[]), cast(:unit as text[]), cast(:threshold as text[]), cast(:version as integer[])
-        ) as t(id, patient_id, rule, level, late, reading_at, occurrences, value, unit, threshold, version)
-        {_PLAN_OF_T}
-        order by patient_id, rule
+        {_NEW_ALERTS}
         on conflict (patient_id, rule) where status in ('open', 'acknowledged') do update set
             occurrences = a.occurrences + excluded.occurrences,
             raised_at = case when excluded.level = 'red' and a.level = 'yellow' then excluded.raised_at
@@ -230,18 +237,7 @@ async def evidence_references(
 # nothing changes (a measurement still missing is the same miss, not another occurrence).
 _OPEN_UNLESS_ACTIVE = text(
     f"""
-    insert into alerts (id, patient_id, rule, level, status, escalated, late, opened_at, raised_at,
-        last_reading_at, occurrences, value, unit, threshold, thresholds_version, action, action_plan_version,
-        updated_at)
-    select id, patient_id, rule, level, 'open', false, late, :now, :now,
-        reading_at, occurrences, value, unit, cast(threshold as jsonb), version, plan_action, plan_version, :now
-    from unnest(
-        cast(:id as uuid[]), cast(:patient_id as uuid[]), cast(:rule as text[]), cast(:level as text[]),
-        cast(:late as boolean[]), cast(:reading_at as timestamptz[]), cast(:occurrences as integer[]),
-        cast(:value as float8[]), cast(:unit as text[]), cast(:threshold as text[]), cast(:version as integer[])
-    ) as t(id, patient_id, rule, level, late, reading_at, occurrences, value, unit, threshold, version)
-    {_PLAN_OF_T}
-    order by patient_id, rule
+    {_NEW_ALERTS}
     on conflict (patient_id, rule) where status in ('open', 'acknowledged') do nothing
     returning id, patient_id, level
     """

@@ -208,3 +208,21 @@ async def test_the_window_is_a_setting(session):
         await record_messages(session, [message], now=at, topic_root=TOPIC_ROOT, news2_window=timedelta(minutes=120))
     [score] = await scores_of(session, patient.id)
     assert score.value == 8
+
+
+def test_every_reading_type_that_reports_a_parameter_is_known_to_the_rule():
+    from rpm.fhir.codes import READING_TYPES
+
+    for name, reading_type in READING_TYPES.items():
+        codes = {reading_type.code, *(q.code for q in reading_type.components.values())}
+        reports = {news2.VITAL_SIGN_CODES[c] for c in codes if c in news2.VITAL_SIGN_CODES}
+        if name == "blood-pressure":
+            reports.add(news2.PULSE)  # its optional pulse, stored as a heart rate
+        assert early_warning.PARAMETERS_OF_TYPE.get(name, set()) == reports, name
+
+
+async def test_a_patient_whose_devices_measure_two_parameters_is_never_scored(session):
+    patient = await enrol(session, conditions=(), devices=("spo2", "respiratory-rate"))
+    await send(session, patient, "respiratory-rate", 30, T0)
+    await send(session, patient, "spo2", 85, T0 + MINUTE)
+    assert await scores_of(session, patient.id) == []

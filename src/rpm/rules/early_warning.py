@@ -41,6 +41,15 @@ SERVICE = "rpm"
 # The red SpO2 edge at or below which the patient is on scale 2: NEWS2 scale 2 scores 3 at 83.
 SCALE_2_RED_LOW = 84.0
 TRIGGERS = frozenset({*news2.VITAL_SIGN_CODES, repository.BLOOD_PRESSURE})
+# The NEWS2 parameters a device of each reading type can report (a blood pressure's pulse is
+# stored as a heart rate).
+PARAMETERS_OF_TYPE: dict[str, set[str]] = {
+    "respiratory-rate": {news2.RESPIRATORY_RATE},
+    "spo2": {news2.SPO2},
+    "blood-pressure": {news2.SYSTOLIC, news2.PULSE},
+    "heart-rate": {news2.PULSE},
+    "body-temperature": {news2.TEMPERATURE},
+}
 
 
 def spo2_scale(thresholds: EffectiveThresholds | None) -> int:
@@ -71,6 +80,17 @@ class News2:
                     triggers[key] = reading
         if not triggers:
             return Findings()
+        # A patient whose devices cannot measure enough parameters never has a score: most
+        # patients (an oximeter, a scale) are settled by one query, without reading values.
+        types = await repository.device_types(session, {patient_id for patient_id, _ in triggers})
+        can_score = {
+            patient_id
+            for patient_id, measured in types.items()
+            if len(set().union(*(PARAMETERS_OF_TYPE.get(t, set()) for t in measured))) >= news2.MINIMUM_PARAMETERS
+        }
+        triggers = {key: reading for key, reading in triggers.items() if key[0] in can_score}
+        if not triggers:
+            return Findings()
         spans: dict[uuid.UUID, tuple[datetime, datetime]] = {}
         for patient_id, at in triggers:
             first, last = spans.get(patient_id, (at, at))
@@ -79,6 +99,9 @@ class News2:
             session,
             [(p, first - batch.news2_window, last) for p, (first, last) in spans.items()],
             news2.VITAL_SIGN_CODES,
+            # Our devices report neither consciousness nor oxygen: the codes alone must make up a
+            # score's parameters.
+            fewest=news2.MINIMUM_PARAMETERS,
         )
         scored: list[tuple[observations.ObservationRow, news2.News2Score]] = []
         quiet: set[uuid.UUID] = set()  # scores taken in a start period: they alert only when red

@@ -182,19 +182,52 @@ async def overdue_items(session: AsyncSession, now: datetime, grace: timedelta) 
 # The vital signs NEWS2 scores, per (patient, span): single values as they are, and the
 # systolic component of a blood-pressure panel under its own code. On the (patient, code,
 # time) index; the batch's own rows are already in the table, in this transaction.
+# Only the spans that hold at least `:fewest` of the codes are read: most patients measure one
+# or two vital signs, and for them a probe per code on the index settles it (an SpO2-only
+# cohort costs no rows at all).
 _VITAL_SIGNS = text(
     """
+    with spans as (
+        select * from unnest(cast(:patient_ids as uuid[]), cast(:starts as timestamptz[]),
+                             cast(:ends as timestamptz[])) as s(patient_id, start_at, end_at)
+    ),
+    enough as (
+        select s.* from spans s
+        where (
+            select count(*) from unnest(cast(:codes as text[])) as c(code)
+            where exists (
+                select from observations o where o.patient_id = s.patient_id and o.code = c.code
+                and o.effective_at >= s.start_at and o.effective_at <= s.end_at and o.invalidated_at is null
+            )
+        ) >= :fewest
+    )
     select s.patient_id, o.id,
         case when o.code = :panel then :systolic else o.code end,
         case when o.code = :panel then cast(o.components ->> :systolic as float8) else o.value end,
         o.effective_at
-    from unnest(cast(:patient_ids as uuid[]), cast(:starts as timestamptz[]), cast(:ends as timestamptz[]))
-        as s(patient_id, start_at, end_at)
+    from enough s
     join observations o on o.patient_id = s.patient_id and o.code = any(cast(:codes as text[]))
         and o.effective_at >= s.start_at and o.effective_at <= s.end_at and o.invalidated_at is null
     order by s.patient_id, o.effective_at, o.id
     """
 )
+
+
+# The types of the devices ever assigned to each patient: a reading can only come from one.
+_DEVICE_TYPES = text(
+    """
+    select a.patient_id, array_agg(distinct d.type)
+    from device_assignments a join devices d on d.id = a.device_id
+    where a.patient_id = any(cast(:patient_ids as uuid[]))
+    group by a.patient_id
+    """
+)
+
+
+async def device_types(session: AsyncSession, patient_ids: Collection[uuid.UUID]) -> dict[uuid.UUID, set[str]]:
+    """The reading types each patient's devices (ever assigned) measure."""
+    rows = await session.execute(_DEVICE_TYPES, {"patient_ids": list(patient_ids)})
+    return {patient_id: set(types) for patient_id, types in rows}
 
 
 class VitalSign(NamedTuple):
@@ -207,10 +240,14 @@ class VitalSign(NamedTuple):
 
 
 async def vital_signs(
-    session: AsyncSession, spans: Sequence[tuple[uuid.UUID, datetime, datetime]], codes: Collection[str]
+    session: AsyncSession,
+    spans: Sequence[tuple[uuid.UUID, datetime, datetime]],
+    codes: Collection[str],
+    fewest: int = 1,
 ) -> dict[uuid.UUID, list[VitalSign]]:
     """For each (patient, start, end): the patient's values of `codes` taken in [start, end],
-    oldest first; a blood-pressure panel gives its systolic value under the systolic code."""
+    oldest first; a blood-pressure panel gives its systolic value under the systolic code. A span
+    with fewer than `fewest` of the codes (the panel counted as one) gets no values."""
     found: dict[uuid.UUID, list[VitalSign]] = {patient_id: [] for patient_id, _, _ in spans}
     if not spans:
         return found
@@ -220,7 +257,8 @@ async def vital_signs(
             "patient_ids": [s[0] for s in spans],
             "starts": [s[1] for s in spans],
             "ends": [s[2] for s in spans],
-            "codes": [*codes, BLOOD_PRESSURE],
+            "codes": [*(set(codes) - {SYSTOLIC}), BLOOD_PRESSURE],
+            "fewest": fewest,
             "panel": BLOOD_PRESSURE,
             "systolic": SYSTOLIC,
         },

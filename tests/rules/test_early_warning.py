@@ -8,13 +8,17 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlalchemy import select
 
 from rpm.alerts.models import Alert
+from rpm.fhir.news2 import news2_resource, score_of_resource
 from rpm.observations.models import Observation
 from rpm.pipeline import IncomingMessage, RulesReport, record_messages
 from rpm.rules import early_warning, news2
-from tests.alerts.test_lifecycle import MINUTE, SECOND, T0, TOPIC_ROOT, Enrolled, enrol, events_of
+from rpm.trends import service as trends
+from tests.alerts.test_lifecycle import HOUR, MINUTE, SECOND, T0, TOPIC_ROOT, Enrolled, enrol, events_of, staff
 
 VITAL_DEVICES = ("respiratory-rate", "spo2", "blood-pressure", "body-temperature")
 UNITS = {"respiratory-rate": "/min", "spo2": "%", "body-temperature": "Cel", "heart-rate": "/min"}
@@ -226,3 +230,32 @@ async def test_a_patient_whose_devices_measure_two_parameters_is_never_scored(se
     await send(session, patient, "respiratory-rate", 30, T0)
     await send(session, patient, "spo2", 85, T0 + MINUTE)
     assert await scores_of(session, patient.id) == []
+
+
+@given(
+    parameters=st.dictionaries(st.sampled_from(news2.PARAMETERS), st.integers(min_value=0, max_value=3)),
+    scale=st.sampled_from([1, 2]),
+)
+def test_a_stored_score_reads_back_as_it_was_scored(parameters, scale):
+    result = news2.News2Score(
+        parameters={p: parameters[p] for p in news2.PARAMETERS if p in parameters}, spo2_scale=scale
+    )
+    resource = news2_resource(
+        result, observation_id=uuid.uuid4(), patient_id=uuid.uuid4(), effective_at=T0, issued=T0, derived_from=[]
+    )
+    assert score_of_resource(resource) == result
+
+
+async def test_the_dashboard_shows_the_newest_score_and_what_it_left_out(session):
+    patient = await enrol(session, conditions=(), devices=VITAL_DEVICES)
+    await send(session, patient, "respiratory-rate", 24, T0)
+    await send(session, patient, "spo2", 95, T0 + MINUTE)
+    await send(session, patient, "blood-pressure", {"systolic": 105, "diastolic": 70, "pulse": 115}, T0 + 2 * MINUTE)
+    await send(session, patient, "body-temperature", 38.5, T0 + 3 * MINUTE)
+    board = await trends.dashboard(session, staff(), patient.id, now=T0 + HOUR, grace=timedelta(hours=2))
+    assert board.news2 is not None
+    assert (board.news2.total, board.news2.level, board.news2.spo2_scale) == (7, "red", 1)
+    assert board.news2.parameters == {"respiratory_rate": 2, "spo2": 1, "systolic": 1, "pulse": 2, "temperature": 1}
+    assert board.news2.missing == ["oxygen", "consciousness"]
+    other = await enrol(session, conditions=(), devices=VITAL_DEVICES)
+    assert (await trends.dashboard(session, staff(), other.id, now=T0, grace=timedelta(hours=2))).news2 is None

@@ -85,3 +85,24 @@ def news2_resource(
         components.append(component)
     resource["component"] = components
     return resource
+
+
+_PARAMETER_OF_CODE = {
+    news2.subscore_code(parameter, scale): (parameter, scale) for parameter in news2.PARAMETERS for scale in (1, 2)
+}
+
+
+def score_of_resource(resource: dict[str, Any]) -> news2.News2Score:
+    """The score a stored NEWS2 Observation holds: its components' points (news2_resource's
+    inverse)."""
+    parameters: dict[str, int] = {}
+    scale = 1
+    for component in resource.get("component", []):
+        parameter, component_scale = _PARAMETER_OF_CODE[component["code"]["coding"][0]["code"]]
+        if parameter == news2.SPO2:
+            scale = component_scale
+        if "valueInteger" in component:
+            parameters[parameter] = component["valueInteger"]
+    return news2.News2Score(
+        parameters={p: parameters[p] for p in news2.PARAMETERS if p in parameters}, spo2_scale=scale
+    )

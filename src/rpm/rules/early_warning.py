@@ -67,6 +67,42 @@ def crossed(result: news2.News2Score) -> dict[str, Any]:
     return {"parameter": 3}
 
 
+def score_observation(
+    patient_id: uuid.UUID,
+    at: datetime,
+    trigger: StoredReading,
+    result: news2.News2Score,
+    derived_from: list[uuid.UUID],
+) -> observations.ObservationRow:
+    """The stored Observation of a score taken at `at`, the time of the reading that triggered
+    it; keyed by that reading, so a score is stored once."""
+    observation_id = new_id()
+    return observations.ObservationRow(
+        id=observation_id,
+        patient_id=patient_id,
+        device_id=None,
+        reading_type=READING_TYPE,
+        code=news2.NEWS2_TOTAL_CODE,
+        effective_at=at,
+        value=float(result.total),
+        components=None,
+        unit=UNIT,
+        original_value=result.total,
+        original_unit=UNIT,
+        gateway_id=SERVICE,
+        reading_id=f"news2/{trigger.id}",
+        received_at=trigger.received_at,
+        resource=news2_resource(
+            result,
+            observation_id=observation_id,
+            patient_id=patient_id,
+            effective_at=at,
+            issued=trigger.received_at,
+            derived_from=derived_from,
+        ),
+    )
+
+
 class News2:
     name = "news2"
 
@@ -113,34 +149,10 @@ class News2:
             result = news2.score(selection.vitals)
             if not result.sufficient:
                 continue
-            observation_id = new_id()
-            row = observations.ObservationRow(
-                id=observation_id,
-                patient_id=patient_id,
-                device_id=None,
-                reading_type=READING_TYPE,
-                code=news2.NEWS2_TOTAL_CODE,
-                effective_at=at,
-                value=float(result.total),
-                components=None,
-                unit=UNIT,
-                original_value=result.total,
-                original_unit=UNIT,
-                gateway_id=SERVICE,
-                reading_id=f"news2/{trigger.id}",
-                received_at=trigger.received_at,
-                resource=news2_resource(
-                    result,
-                    observation_id=observation_id,
-                    patient_id=patient_id,
-                    effective_at=at,
-                    issued=trigger.received_at,
-                    derived_from=[v.id for v in selection.used],
-                ),
-            )
+            row = score_observation(patient_id, at, trigger, result, [v.id for v in selection.used])
             scored.append((row, result))
             if in_force is not None and in_force.at(at).in_start_period:
-                quiet.add(observation_id)
+                quiet.add(row.id)
         inserted = await observations.insert_new(session, [row for row, _ in scored])
         return Findings(
             [

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from sqlalchemy import text
 from sqlalchemy.dialects.postgresql import JSONB
@@ -41,6 +41,28 @@ _LATEST = text(
 async def latest(session: AsyncSession, patient_id: uuid.UUID, codes: Sequence[str]) -> list[Latest]:
     rows = await session.execute(_LATEST, {"patient_id": patient_id, "codes": list(codes)})
     return [Latest(*r) for r in rows]
+
+
+# The patient's newest NEWS2 score (rules.early_warning), with the resource its sub-scores are in.
+_LATEST_SCORE = text(
+    """
+    select o.id, o.effective_at, o.value, o.resource from observations o
+    where o.patient_id = :patient_id and o.code = :code and o.invalidated_at is null
+    order by o.effective_at desc limit 1
+    """
+)
+
+
+class LatestScore(NamedTuple):
+    id: uuid.UUID
+    effective_at: datetime
+    total: float
+    resource: dict[str, Any]
+
+
+async def latest_score(session: AsyncSession, patient_id: uuid.UUID, code: str) -> LatestScore | None:
+    row = (await session.execute(_LATEST_SCORE, {"patient_id": patient_id, "code": code})).first()
+    return LatestScore(*row) if row is not None else None
 
 
 class Point(NamedTuple):

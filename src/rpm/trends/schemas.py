@@ -42,9 +42,23 @@ class Sparkline(BaseModel):
     points: list[SparkPoint]
 
 
+class LatestScore(BaseModel):
+    """The newest NEWS2 score (rules.md): its total and level, each parameter's points, and the
+    parameters it left out (not measured in its window, or not reported by the devices)."""
+
+    observation: str  # Observation/<id>
+    effective_at: datetime
+    total: int
+    level: Literal["green", "yellow", "red"]
+    parameters: dict[str, int]
+    missing: list[str]
+    spo2_scale: int
+
+
 class Dashboard(BaseModel):
     patient: PatientOut
     latest: list[LatestValue]
+    news2: LatestScore | None = None
     active_alerts: list[AlertItem]
     thresholds: EffectiveThresholdsOut  # as GET /patients/{id}/thresholds
     plan: list[PlanStatus]

@@ -16,8 +16,10 @@ from rpm.alerts.schemas import EvidenceItem
 from rpm.audit.service import Actor, record
 from rpm.errors import InvalidInput, NotFound
 from rpm.fhir.codes import CODES_BY_LOINC, READING_TYPE_OF_CODE, READING_TYPES
+from rpm.fhir.news2 import score_of_resource
 from rpm.patients import repository as patients
 from rpm.patients import service as patient_service
+from rpm.rules import news2
 from rpm.rules import repository as rules
 from rpm.rules.models import ThresholdOverride
 from rpm.rules.schemas import EffectiveThresholdsOut
@@ -31,6 +33,7 @@ from rpm.trends.schemas import (
     AlertMarks,
     BandPeriod,
     Dashboard,
+    LatestScore,
     LatestValue,
     ReadingPoint,
     Sparkline,
@@ -51,6 +54,19 @@ TREND_CODES: dict[str, tuple[str, tuple[str, ...]]] = {
     **{t.code: (t.code, tuple(t.components[k].code for k in t.components)) for t in READING_TYPES.values()},
     **{q.code: (t.code, (q.code,)) for t in READING_TYPES.values() if t.is_panel for q in t.components.values()},
 }
+
+
+def _latest_score(row: repository.LatestScore) -> LatestScore:
+    result = score_of_resource(row.resource)
+    return LatestScore(
+        observation=f"Observation/{row.id}",
+        effective_at=row.effective_at.astimezone(OSLO),
+        total=result.total,
+        level=result.level.value,
+        parameters=result.parameters,
+        missing=list(result.missing),
+        spo2_scale=result.spo2_scale,
+    )
 
 
 def _latest_value(row: repository.Latest, thresholds: EffectiveThresholds) -> LatestValue:
@@ -100,6 +116,7 @@ async def dashboard(
     active = await alerts_repository.active_of(session, patient_id)
     plan, adherence = await patient_service.plan_of(session, patient, now, grace)
     points = await repository.points_since(session, patient_id, now - timedelta(days=SPARKLINE_DAYS))
+    score = await repository.latest_score(session, patient_id, news2.NEWS2_TOTAL_CODE)
     await record(session, actor, "read", "Dashboard", str(patient_id), [patient_id])
     return Dashboard(
         patient=patient_service.to_out(patient),
@@ -109,6 +126,7 @@ async def dashboard(
         plan=plan,
         adherence=adherence,
         sparklines=_sparklines(points),
+        news2=_latest_score(score) if score is not None else None,
     )
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from rpm.access import service as access
@@ -20,6 +19,7 @@ from rpm.action_plans.models import ActionPlan
 from rpm.action_plans.schemas import ActionPlanChange, ActionPlanRecord, ActionPlanVersion, Actions
 from rpm.audit.service import Actor, record
 from rpm.errors import Conflict
+from rpm.versions import add_version
 
 CHANGERS = (Role.physician, Role.admin)
 
@@ -53,26 +53,20 @@ async def plan_record(session: AsyncSession, actor: Actor, patient_id: uuid.UUID
 async def change_plan(
     session: AsyncSession, actor: Actor, patient_id: uuid.UUID, change: ActionPlanChange
 ) -> ActionPlanRecord:
-    """A new version holding the whole plan as given. Two changes at the same moment would take
-    the same version number: the later is refused (409) by the (patient, version) key."""
+    """A new version holding the whole plan as given (409 for the later of two at once)."""
     await access.require_care_team(session, actor.staff, patient_id)
     actor.staff.require(*CHANGERS)
     current = await repository.in_force(session, patient_id)
-    session.add(
+    await add_version(
+        session,
         ActionPlan(
             patient_id=patient_id,
             version=(current.version if current else 0) + 1,
             actions=change.actions.model_dump(exclude_none=True),
-            reason=change.reason,
-            changed_by_sub=actor.staff.sub,
-            changed_by_name=actor.staff.name,
-            changed_by_hpr=actor.staff.hpr,
-            changed_by_org=actor.staff.orgnr,
-        )
+        ),
+        actor.staff,
+        change.reason,
+        Conflict("action_plan_changed", "the action plan was changed at the same moment; try again"),
     )
-    try:
-        await session.flush()
-    except IntegrityError as error:
-        raise Conflict("action_plan_changed", "the action plan was changed at the same moment; try again") from error
     await record(session, actor, "update", "ActionPlan", str(patient_id), [patient_id])
     return await _record(session, patient_id)

@@ -6,14 +6,15 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Integer, String, Text, UniqueConstraint, func
+from sqlalchemy import ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from rpm.db import Base, uuid_pk
+from rpm.versions import ChangedBy
 
 
-class ThresholdOverride(Base):
+class ThresholdOverride(ChangedBy, Base):
     """The patient's complete set of overrides as of `version` (the newest row is in force)."""
 
     __tablename__ = "threshold_overrides"
@@ -21,15 +22,8 @@ class ThresholdOverride(Base):
 
     id: Mapped[uuid.UUID] = uuid_pk()
     patient_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("patients.id"))
-    version: Mapped[int] = mapped_column(Integer)
     bands: Mapped[dict[str, Any]] = mapped_column(JSONB)  # code -> {"yellow": {...}, "red": {...}}
     weight_gain: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
-    reason: Mapped[str] = mapped_column(Text)
-    changed_by_sub: Mapped[str] = mapped_column(Text)
-    changed_by_name: Mapped[str | None] = mapped_column(Text)
-    changed_by_hpr: Mapped[str | None] = mapped_column(String(16))
-    changed_by_org: Mapped[str] = mapped_column(String(9))
-    changed_at: Mapped[datetime] = mapped_column(server_default=func.now())
 
 
 class ThresholdProposal(Base):

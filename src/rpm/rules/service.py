@@ -8,7 +8,6 @@ from collections.abc import Collection
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from rpm.access import service as access
@@ -42,6 +41,7 @@ from rpm.rules.thresholds import (
     override_changes,
     with_start_period,
 )
+from rpm.versions import add_version
 
 log = logging.getLogger("rpm.rules")
 
@@ -127,24 +127,15 @@ async def change_thresholds(
         {code: None if b is None else b.model_dump(exclude_none=True) for code, b in change.bands.items()},
         change.weight_gain.model_dump() if change.weight_gain is not None else None,
     )
-    version = (current.version if current else 0) + 1
-    session.add(
+    await add_version(
+        session,
         ThresholdOverride(
-            patient_id=patient_id,
-            version=version,
-            bands=bands,
-            weight_gain=weight_gain,
-            reason=change.reason,
-            changed_by_sub=actor.staff.sub,
-            changed_by_name=actor.staff.name,
-            changed_by_hpr=actor.staff.hpr,
-            changed_by_org=actor.staff.orgnr,
-        )
+            patient_id=patient_id, version=(current.version if current else 0) + 1, bands=bands, weight_gain=weight_gain
+        ),
+        actor.staff,
+        change.reason,
+        Conflict("thresholds_changed", "the thresholds were changed at the same moment; try again"),
     )
-    try:
-        await session.flush()
-    except IntegrityError as error:
-        raise Conflict("thresholds_changed", "the thresholds were changed at the same moment; try again") from error
     await record(session, actor, "update", "Thresholds", str(patient_id), [patient_id])
     thresholds = (await thresholds_for(session, [patient_id])).get(patient_id)
     if thresholds is None:

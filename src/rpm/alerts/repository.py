@@ -402,11 +402,13 @@ def queue_statement(
 
 
 class ActiveAlerts(NamedTuple):
-    """A patient's active alerts in short: how many, the worst level, and the newest."""
+    """A patient's active alerts in short: how many, the worst level, the newest, and the most
+    urgent (the oldest of the worst level: the one whose action the nurse needs first)."""
 
     active: int
     worst: Literal["yellow", "red"]
     newest: Alert
+    most_urgent: Alert
 
 
 async def active_summaries(session: AsyncSession, patient_ids: Collection[uuid.UUID]) -> dict[uuid.UUID, ActiveAlerts]:
@@ -418,13 +420,15 @@ async def active_summaries(session: AsyncSession, patient_ids: Collection[uuid.U
         .order_by(Alert.patient_id, Alert.opened_at.desc(), Alert.id.desc())
     )
     found: dict[uuid.UUID, ActiveAlerts] = {}
-    for alert in rows:
+    for alert in rows:  # newest first
         known = found.get(alert.patient_id)
         if known is None:
-            found[alert.patient_id] = ActiveAlerts(1, "red" if alert.level == "red" else "yellow", alert)
+            found[alert.patient_id] = ActiveAlerts(1, "red" if alert.level == "red" else "yellow", alert, alert)
         else:
             worst: Literal["yellow", "red"] = "red" if "red" in (known.worst, alert.level) else "yellow"
-            found[alert.patient_id] = known._replace(active=known.active + 1, worst=worst)
+            # An older alert of the same level, or any of a worse one, is more urgent.
+            urgent = alert if alert.level == worst else known.most_urgent
+            found[alert.patient_id] = known._replace(active=known.active + 1, worst=worst, most_urgent=urgent)
     return found
 
 

@@ -167,6 +167,9 @@ class PatientSummary(PatientOut):
     active_alerts: int
     unacknowledged_since: datetime | None  # the oldest unacknowledged alert of the priority's level
     newest_alert: NewestAlert | None
+    # What the action plan says to do for the most urgent active alert (the oldest of the worst
+    # level): the newest alert may be a yellow one beside a red.
+    action: str | None = None
     last_reading: datetime | None  # of any type
     last_reading_at: dict[str, datetime]  # by reading type of the measurement plan
     plan: list[PlanStatus]

@@ -283,6 +283,7 @@ async def worklist(
                         active_alerts=summary.active if summary else 0,
                         unacknowledged_since=key.unacknowledged_since,
                         newest_alert=summary.newest if summary else None,
+                        action=summary.most_urgent.action if summary else None,
                         last_reading=newest.get(key.id),
                         last_reading_at=times,
                         plan=statuses,

@@ -914,13 +914,23 @@ def forget_broker_session(client_id: str) -> None:
 
 
 def start_workers(
-    count: int, database: str, run_id: str, root: str, log_dir: Path, extra: dict[str, str]
+    count: int,
+    database: str,
+    run_id: str,
+    root: str,
+    log_dir: Path,
+    extra: dict[str, str],
+    commands: dict[int, list[str]] | None = None,
 ) -> list[Worker]:
-    """`count` workers sharing the load through one shared subscription, as in production."""
+    """`count` workers sharing the load through one shared subscription, as in production;
+    `commands`: another command line than `rpm ingest` for some of them, by number."""
     workers = []
     for number in range(count):
         client_id = f"rpm-bench-{run_id}-{number}"
-        workers.append(Worker(database, client_id, f"bench-{run_id}", root, log_dir / f"{client_id}.log", extra))
+        command = (commands or {}).get(number)
+        workers.append(
+            Worker(database, client_id, f"bench-{run_id}", root, log_dir / f"{client_id}.log", extra, command)
+        )
         log(f"worker {client_id} pid {workers[-1].process.pid} started (log {workers[-1].log_path})")
     return workers
 

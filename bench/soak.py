@@ -22,6 +22,15 @@ What one run does
 Baseline measured in the same run: the same breach messages are also published under a second
 topic root, to a plain subscriber: the broker's own latency per window.
 
+What the database was doing is sampled every two seconds (pg_stat_activity): each window lists
+the autovacuum and autoanalyze runs and checkpoints seen in it, and how many of its breaches
+slower than twice the first window's p99 arrived while one ran, so a slow window can be told
+from the service's own slowness.
+
+`--trace-memory` runs worker 1 through bench/trace_memory.py: what its memory holds per window
+(Python objects by type, allocator blocks, the C allocator's free-but-kept bytes) against the
+end of the first window; worker 2 stays plain as the control.
+
 Targets (issue 10): RSS growth < 10 % from the first window to the last for each process; alert
 p99 of every window within 2x of the first window's; 0 readings lost. Exit 0 when all are met.
 """
@@ -111,6 +120,52 @@ class QueuePoller:
         self._stop.set()
         self._thread.join(timeout=15)
         self._client.close()
+
+
+class DatabaseActivity:
+    """What PostgreSQL's background work was doing, every two seconds: autovacuum workers
+    (`autovacuum: VACUUM public.observations`) and the checkpointer's count."""
+
+    def __init__(self, database: str) -> None:
+        self.samples: list[tuple[float, frozenset[str], int]] = []  # (when, maintenance running, checkpoints)
+        self._stop = threading.Event()
+        self._url = bi.db_url(database)
+        self._thread = threading.Thread(target=self._run, name="db-activity", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        with psycopg.connect(self._url, autocommit=True) as connection:
+            while not self._stop.wait(2.0):
+                running = connection.execute(
+                    "select coalesce(array_agg(query), '{}') from pg_stat_activity"
+                    " where backend_type = 'autovacuum worker' and datname = current_database()"
+                ).fetchone()
+                checkpoints = connection.execute(
+                    "select checkpoints_timed + checkpoints_req from pg_stat_bgwriter"
+                ).fetchone()
+                maintenance = frozenset(running[0] if running else ())
+                self.samples.append((time.perf_counter(), maintenance, int(checkpoints[0] if checkpoints else 0)))
+
+    def between(self, started: float, ends: float) -> tuple[list[str], int]:
+        """The maintenance runs seen and the checkpoints completed in [started, ends)."""
+        inside = [s for s in self.samples if started <= s[0] < ends]
+        if not inside:
+            return [], 0
+        before = [s for s in self.samples if s[0] < started]
+        checkpoints = inside[-1][2] - (before[-1][2] if before else inside[0][2])
+        seen = sorted({q.removeprefix("autovacuum: ") for s in inside for q in s[1]})
+        return seen, checkpoints
+
+    def running_at(self, moment: float) -> bool:
+        """Whether maintenance ran in the sample interval holding `moment`."""
+        for earlier, later in zip(self.samples, self.samples[1:], strict=False):
+            if earlier[0] <= moment <= later[0]:
+                return bool(earlier[1] or later[1])
+        return False
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
 
 
 def rss_mb(pid: int) -> float:
@@ -245,7 +300,7 @@ def stored_readings(database: str) -> int:
 
 def report(args: argparse.Namespace, windows: list[Window], streams: list[Any], baseline: Any,
            poller: QueuePoller, published: int, stored: int, unacked: int,
-           exits: dict[str, int | None]) -> bool:  # fmt: skip
+           exits: dict[str, int | None], activity: DatabaseActivity) -> bool:  # fmt: skip
     for window in windows:
         ends = window.started + args.window_minutes * 60
         window.polls = [d * 1000 for at, d in poller.durations if window.started <= at < ends]
@@ -266,6 +321,18 @@ def report(args: argparse.Namespace, windows: list[Window], streams: list[Any], 
             f"{ba.percentile(window.polls, 0.99):.0f} ms", *[f"{window.rss_mb[n]:.0f} MB" for n in names],
         ]  # fmt: skip
         print(" | ".join(f"{c:>11}" for c in cells))
+    print("\nWhat the database did in each window (sampled every 2 s), and the breaches slower than twice")
+    print("the first window's p99 that arrived while an autovacuum ran:")
+    for window in windows:
+        ends = window.started + args.window_minutes * 60
+        seen, checkpoints = activity.between(window.started, ends)
+        slow = [b for b in window.breaches if b.key in streams[0].arrivals
+                and (streams[0].arrivals[b.key] - b.sent) * 1000 > 2 * first_p99]  # fmt: skip
+        during = sum(1 for b in slow if activity.running_at(streams[0].arrivals[b.key]))
+        print(
+            f"  window {window.number}: {checkpoints} checkpoints; {len(slow)} slow breaches, {during} during"
+            f" maintenance; maintenance: {'; '.join(seen) or 'none'}"
+        )
     last = windows[-1]
     growth = {n: last.rss_mb[n] / first.rss_mb[n] - 1 for n in names}
     worst_p99 = max(ba.percentile(w.latencies_ms(streams[0].arrivals), 0.99) for w in windows)
@@ -300,6 +367,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--sse-clients", type=int, default=20)
     parser.add_argument("--settle", type=float, default=30.0, help="seconds to wait for the last acks and events")
     parser.add_argument("--seed", type=int, default=20261201)
+    parser.add_argument(
+        "--trace-memory",
+        action="store_true",
+        help="run worker 1 through bench/trace_memory.py and report what its memory holds per window; "
+        "worker 2 runs plain as the control",
+    )
     args = parser.parse_args(argv)
     if args.window_minutes <= 0 or args.minutes < args.window_minutes:
         parser.error("--minutes must hold at least one --window-minutes")
@@ -318,7 +391,7 @@ def main(argv: list[str] | None = None) -> int:
     auth = {"RPM_DEV_AUTH": "true", "RPM_DEV_KEY_PATH": str(tmp / "dev-key.pem")}
     workers: list[Any] = []
     streams: list[Any] = []
-    api = baseline = poller = publisher = None
+    api = baseline = poller = publisher = activity = None
     exits: dict[str, int | None] = {}
     created = False
     try:
@@ -330,7 +403,14 @@ def main(argv: list[str] | None = None) -> int:
             ["token", "--sub", "bench-soak", "--org", bi.ORGNR, "--role", "nurse", "--ttl", "86400"],
             bi.rpm_env(database, auth),
         ).splitlines()[-1]
-        workers = bi.start_workers(2, database, run_id, root, tmp, auth)
+        traced = {}
+        if args.trace_memory:  # worker 1 traced, worker 2 plain: the control
+            memory_report = tmp / "worker-1-memory.txt"
+            every = str(args.window_minutes * 60)
+            traced = {0: [sys.executable, str(Path(__file__).with_name("trace_memory.py")), str(memory_report), every,
+                          "ingest"]}  # fmt: skip
+            log(f"worker 1 traces its memory; its report: {memory_report}")
+        workers = bi.start_workers(2, database, run_id, root, tmp, auth, traced)
         for worker in workers:
             worker.wait_connected()
         streams = [ba.SseReader(f"{api.base}/api/v1/alerts/stream", token) for _ in range(args.sse_clients)]
@@ -339,6 +419,7 @@ def main(argv: list[str] | None = None) -> int:
                 raise RuntimeError(f"an alert stream did not connect: {stream.error or 'timeout'}")
         baseline = ba.BrokerSubscriber(f"{root}-baseline")
         poller = QueuePoller(api.base, token)
+        activity = DatabaseActivity(database)
         log(f"soak: {args.minutes:g} minutes, windows of {args.window_minutes:g}")
         publisher = Publisher(root)
         windows = soak(args, publisher, root, patients, streams, baseline, workers, api, rng)
@@ -353,7 +434,12 @@ def main(argv: list[str] | None = None) -> int:
         for worker in workers:
             exits[worker.client_id] = worker.stop()
         exits["api"] = api.stop()
-        return 0 if report(args, windows, streams, baseline, poller, published, stored, unacked, exits) else 1
+        activity.close()
+        ok = report(args, windows, streams, baseline, poller, published, stored, unacked, exits, activity)
+        if args.trace_memory:
+            print(f"\nWorker 1's memory ({memory_report}):")
+            print(memory_report.read_text() if memory_report.exists() else "(no report)")
+        return 0 if ok else 1
     finally:
         if publisher is not None:
             publisher.close()
@@ -363,6 +449,8 @@ def main(argv: list[str] | None = None) -> int:
             baseline.close()
         if poller is not None:
             poller.close()
+        if activity is not None:
+            activity.close()
         for worker in workers:
             if worker.process.poll() is None:
                 worker.stop()

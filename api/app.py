@@ -32,6 +32,7 @@ from rpm.api.routers import (
     organisations,
     patients,
     rejected,
+    staff,
     thresholds,
 )
 from rpm.api.stream import EventHub
@@ -89,6 +90,8 @@ def create_app(settings: Settings, *, engine: AsyncEngine | None = None) -> Fast
 
     app = FastAPI(title="Remote patient monitoring", version="1", lifespan=lifespan)
     app.state.settings = settings
+    # The staff identities this process has written down (api.deps.remember_staff).
+    app.state.staff_seen = set()
     app.state.metrics = metrics = ApiMetrics()
     errors.install(app)
     # Added before the middleware below, so it runs inside it: a refused body still gets the
@@ -117,7 +120,7 @@ def create_app(settings: Settings, *, engine: AsyncEngine | None = None) -> Fast
         app.add_middleware(
             CORSMiddleware,
             allow_origins=settings.cors_origin_list,
-            allow_methods=["GET", "POST", "PUT", "PATCH"],
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
             allow_headers=["Authorization", "Content-Type", "Last-Event-ID", "X-Request-ID"],
             expose_headers=["X-Request-ID"],
         )
@@ -133,6 +136,7 @@ def create_app(settings: Settings, *, engine: AsyncEngine | None = None) -> Fast
     app.include_router(rejected.router)
     app.include_router(audit.router)
     app.include_router(organisations.router)
+    app.include_router(staff.router)
     app.include_router(fhir_router)
     web.install(app)
 

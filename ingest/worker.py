@@ -21,6 +21,7 @@ import re
 import signal
 import socket
 from collections import deque
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
@@ -206,26 +207,55 @@ class IngestWorker:
             await self._close()
 
     async def run_checks(self, now: datetime) -> tuple[int, int]:
-        """Missing measurements, escalation and the start periods' proposals, once; safe while
-        other workers do the same."""
+        """Missing measurements, escalation, the hand-over of unattended red alerts at closing
+        time, the end of snoozes whose time has come and the start periods' proposals, once,
+        each in a transaction of its own; safe while other workers do the same. A step that
+        fails (a deadlock with a batch, say) does not keep the later ones from running; the
+        failures are raised together at the end. Returns (missing alerts opened, escalated)."""
         assert self.sessions is not None
         settings = self.settings
-        async with self.sessions() as session, session.begin():
-            missing = await run_clock_rules(session, now, timedelta(hours=settings.missing_grace_hours))
-        async with self.sessions() as session, session.begin():
-            escalated = await alerts.escalate(
-                session,
-                now,
-                timedelta(minutes=settings.escalate_red_minutes),
-                timedelta(hours=settings.escalate_yellow_hours),
-            )
-        async with self.sessions() as session, session.begin():
-            proposed = await thresholds.propose_due(session, now)
-        if proposed:
-            log.info("proposed thresholds to %d patients at the end of their start period", proposed)
+        steps: dict[str, tuple[Callable[[AsyncSession], Awaitable[int]], str]] = {
+            "missing measurements": (
+                lambda s: run_clock_rules(s, now, timedelta(hours=settings.missing_grace_hours)),
+                "opened %d missing-measurement alerts",
+            ),
+            "escalation": (
+                lambda s: alerts.escalate(
+                    s,
+                    now,
+                    timedelta(minutes=settings.escalate_red_minutes),
+                    timedelta(hours=settings.escalate_yellow_hours),
+                ),
+                "escalated %d alerts",
+            ),
+            "hand-over at closing time": (
+                lambda s: alerts.hand_over_at_closing(s, now),
+                "handed %d red alerts over to out-of-hours partners at closing time",
+            ),
+            "snoozes ending": (lambda s: alerts.wake_due(s, now), "woke %d snoozed alerts whose snooze had run out"),
+            "start-period proposals": (
+                lambda s: thresholds.propose_due(s, now),
+                "proposed thresholds to %d patients at the end of their start period",
+            ),
+        }
+        done: dict[str, int] = {}
+        failed: list[str] = []
+        for name, (step, message) in steps.items():
+            try:
+                async with self.sessions() as session, session.begin():
+                    done[name] = await step(session)
+            except Exception:  # the next round tries again; a reading is never at stake here
+                log.exception("rule check %r failed", name)
+                failed.append(name)
+                continue
+            if done[name]:
+                log.info(message, done[name])
+        missing, escalated = done.get("missing measurements", 0), done.get("escalation", 0)
         self.metrics.alerts_escalated.inc(escalated)
         if missing:
             self.metrics.alerts_opened.labels("missing").inc(missing)
+        if failed:
+            raise RuntimeError(f"rule checks failed: {', '.join(failed)}")
         return missing, escalated
 
     async def _periodic_checks(self) -> None:

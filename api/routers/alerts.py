@@ -1,4 +1,5 @@
-"""The alert queue: list, detail, acknowledge, resolve, and the live stream (SSE)."""
+"""The alert queue: list, detail, acknowledge, resolve, assign, comment, snooze, and the live
+stream (SSE)."""
 
 from __future__ import annotations
 
@@ -16,9 +17,9 @@ from rpm.access import service as access
 from rpm.access.repository import visible_patient_ids
 from rpm.alerts import events, service
 from rpm.alerts.models import ACTIVE, AlertStatus
-from rpm.alerts.schemas import AlertDetail, AlertItem, ResolveIn
+from rpm.alerts.schemas import AlertDetail, AlertItem, AssignIn, CommentIn, CommentOut, ResolveIn, SnoozeIn
 from rpm.api.deps import ActorDep, SessionDep, SettingsDep
-from rpm.api.pagination import Cursor, CursorParam, LimitParam, Moment, Page, Rank
+from rpm.api.pagination import Cursor, CursorParam, LimitParam, Moment, Page, Rank, RecordId
 from rpm.api.stream import Visibility, sse
 from rpm.audit.service import record
 from rpm.errors import InvalidInput
@@ -28,6 +29,7 @@ MAX_EVENT_ID = 2**63 - 1  # alert_events.id is a bigint
 EVENT_ID = re.compile(r"[0-9]{1,19}")
 QueuePosition = tuple[Rank, Rank, Moment, uuid.UUID]  # level rank, escalated rank, opened, id
 QUEUE_CURSOR: Cursor[QueuePosition] = Cursor("alerts", QueuePosition)
+COMMENTS_CURSOR: Cursor[int] = Cursor("alert-comments", RecordId)
 
 
 def _statuses(status: str | None) -> list[AlertStatus]:
@@ -51,6 +53,14 @@ async def queue(
     patient: uuid.UUID | None = None,
     organisation: Annotated[str | None, Query(pattern=r"^[0-9]{9}$")] = None,
     escalated: bool | None = None,
+    assignee: Annotated[
+        str | None,
+        Query(min_length=1, max_length=256, description="the alerts assigned to this staff member (a sub), or `me`"),
+    ] = None,
+    snoozed: Annotated[
+        Literal["hide", "only", "include"],
+        Query(description="alerts snoozed now: left out (`hide`, the default), `only` them, or `include`d"),
+    ] = "hide",
     cursor: CursorParam = None,
     limit: LimitParam = 50,
 ) -> Page[AlertItem]:
@@ -63,6 +73,9 @@ async def queue(
         patient_id=patient,
         organisation=organisation,
         escalated=escalated,
+        assignee=actor.staff.sub if assignee == "me" else assignee,
+        snoozed=snoozed,
+        now=datetime.now(UTC),
         after=QUEUE_CURSOR.decode(cursor),
         limit=limit,
     )
@@ -175,3 +188,38 @@ async def acknowledge(alert_id: uuid.UUID, session: SessionDep, actor: ActorDep)
 async def resolve(alert_id: uuid.UUID, payload: ResolveIn, session: SessionDep, actor: ActorDep) -> AlertItem:
     """`note` is required; 409 if the alert is already resolved."""
     return await service.resolve(session, actor, alert_id, payload.note, datetime.now(UTC), payload.outcome)
+
+
+@router.put("/{alert_id}/assignment", response_model=AlertItem)
+async def assign(alert_id: uuid.UUID, payload: AssignIn, session: SessionDep, actor: ActorDep) -> AlertItem:
+    """Give the alert to a staff member (`assignee`: a sub from `GET /api/v1/staff?patient=`),
+    or null to take it off; 422 `unknown_staff_member` for anyone else, 409 if resolved."""
+    return await service.assign(session, actor, alert_id, payload.assignee, datetime.now(UTC))
+
+
+@router.get("/{alert_id}/comments", response_model=Page[CommentOut])
+async def comments(
+    alert_id: uuid.UUID, session: SessionDep, actor: ActorDep, cursor: CursorParam = None, limit: LimitParam = 50
+) -> Page[CommentOut]:
+    """The alert's comments, oldest first."""
+    found = await service.comments_of(session, actor, alert_id, after=COMMENTS_CURSOR.decode(cursor), limit=limit)
+    return Page[CommentOut].of(found, limit, COMMENTS_CURSOR, lambda c: c.id)
+
+
+@router.post("/{alert_id}/comments", response_model=CommentOut, status_code=201)
+async def add_comment(alert_id: uuid.UUID, payload: CommentIn, session: SessionDep, actor: ActorDep) -> CommentOut:
+    """A comment on the alert, whatever its status."""
+    return await service.comment(session, actor, alert_id, payload.text, datetime.now(UTC))
+
+
+@router.put("/{alert_id}/snooze", response_model=AlertItem)
+async def snooze(alert_id: uuid.UUID, payload: SnoozeIn, session: SessionDep, actor: ActorDep) -> AlertItem:
+    """Out of the queue's default view until `until` (after now, at most 24 hours ahead: else
+    422 `invalid_snooze`), with a reason; acknowledges an open alert. 409 if resolved."""
+    return await service.snooze(session, actor, alert_id, payload.until, payload.reason, datetime.now(UTC))
+
+
+@router.delete("/{alert_id}/snooze", response_model=AlertItem)
+async def wake(alert_id: uuid.UUID, session: SessionDep, actor: ActorDep) -> AlertItem:
+    """End the snooze now; an alert not snoozed is left as it is."""
+    return await service.wake(session, actor, alert_id, datetime.now(UTC))

@@ -1,5 +1,7 @@
 """A chart of one reading type for the course and thresholds pages: the JSON that chart.js
 draws with uPlot, and the same readings as rows of a table (the chart's text alternative).
+The course also charts the patient's NEWS2 scores (`NEWS2`): the same chart, with the
+chart's fixed bands and each score's parts beside its point (`with_scores`).
 
 Built from a trend (`rpm.trends.service.trend`): raw readings or daily buckets of each
 quantity, and the bands in force period by period. Marks are readings behind alerts. A raw
@@ -16,14 +18,17 @@ from typing import Any
 
 from rpm.api.web import present
 from rpm.fhir.codes import READING_TYPES
+from rpm.rules import news2
 from rpm.rules.bands import Level
 from rpm.rules.threshold import level_of
-from rpm.trends.schemas import BandPeriod, Trend, TrendBucket
+from rpm.trends.schemas import BandPeriod, LatestScore, Trend, TrendBucket
 
 Text = Callable[[str], str]
 
 # Line colours of a chart's first and second quantity (a blood pressure's systolic, diastolic).
 COLOURS = ("#0b5cad", "#6a2c91")
+# The chart of the patient's NEWS2 scores, beside those of the reading types.
+NEWS2 = "news2"
 
 
 def unit(ucum: str | None) -> str:
@@ -55,6 +60,9 @@ class Row:
     values: list[TrendBucket | None]  # per quantity, in the chart's order
     level: str | None = None  # the worst of the quantities' levels (raw readings only)
     marks: list[Mark] = field(default_factory=list)
+    score: LatestScore | None = None  # a NEWS2 chart's score at this time
+    parts: str | None = None  # its parts in words
+    link: str | None = None  # where the score is shown with its readings
 
 
 @dataclass
@@ -70,6 +78,8 @@ class Chart:
     data: dict[str, Any]
     summary: str
     has_bands: bool
+    note: str | None = None  # what the bands mean, where they are not the patient's thresholds
+    scored: bool = False  # rows carry NEWS2 scores with their parts
 
     @property
     def empty(self) -> bool:
@@ -125,6 +135,7 @@ def build(
     bands: Mapping[str, list[BandPeriod]] | None = None,
     compare: Mapping[str, list[BandPeriod]] | None = None,
     id_prefix: str = "chart",
+    summary_key: str = "course.chart_summary",
 ) -> Chart:
     """The chart of one reading type. `bands` replaces the trend's band periods (a preview's
     proposal); `compare` adds another set drawn as dashed edges (the thresholds in force)."""
@@ -203,7 +214,7 @@ def build(
     }
     readings = sum(v.count for r in ordered for v in r.values[:1] if v)
     summary = (
-        t("course.chart_summary")
+        t(summary_key)
         .replace("{title}", title)
         .replace("{days}", str(days))
         .replace("{readings}", str(readings))
@@ -224,7 +235,35 @@ def build(
     )
 
 
+def parts(score: LatestScore, t: Text) -> str:
+    """A score's parts in the chart's order: "RF 2 · SpO2 1 · Sys 1 · Puls 2 · Temp 1"."""
+    return " · ".join(f"{t('score.short.' + name)} {points}" for name, points in score.parameters.items())
+
+
+def with_scores(chart: Chart, scores: Sequence[LatestScore], link: Callable[[LatestScore], str], t: Text) -> Chart:
+    """A raw NEWS2 chart with each score's parts: in its table row (with the level the rule
+    gave it, which a single parameter's 3 makes yellow below 5, and a link to the score and
+    its readings) and beside its point in the chart's legend."""
+    if chart.bucket != "raw":
+        return chart
+    by_time: dict[datetime, list[LatestScore]] = {}
+    for score in scores:
+        by_time.setdefault(score.effective_at, []).append(score)
+    notes: list[str | None] = []
+    for row in chart.rows:
+        found = by_time.get(row.at)
+        if found:
+            at_row = found.pop(0)
+            row.score, row.level, row.parts, row.link = at_row, at_row.level, parts(at_row, t), link(at_row)
+        notes.append(row.parts)
+    chart.data["series"][0]["notes"] = notes
+    chart.scored = True
+    return chart
+
+
 def type_code(reading_type: str) -> str:
+    if reading_type == NEWS2:
+        return news2.NEWS2_TOTAL_CODE
     return READING_TYPES[reading_type].code
 
 

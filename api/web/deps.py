@@ -12,7 +12,7 @@ from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from rpm.access.staff import Role
-from rpm.api.deps import SessionDep, SettingsDep
+from rpm.api.deps import SessionDep, SettingsDep, remember_staff
 from rpm.audit.service import Actor
 from rpm.errors import Forbidden, NotAuthenticated
 from rpm.sessions import service as sessions
@@ -41,11 +41,13 @@ async def current_session(request: Request, session: SessionDep, settings: Setti
 SignedIn = Annotated[Signed, Depends(current_session)]
 
 
-def staff_session(signed: SignedIn) -> Signed:
+async def staff_session(request: Request, signed: SignedIn, session: SessionDep) -> Signed:
     """A session of someone with a role. Sign-in refuses a person with none; a session from
     before that rule is refused here (403), like a bearer token without a role, on everything
-    but signing out and choosing the language."""
+    but signing out and choosing the language. The staff member is written down in the staff
+    directory, as the API does (api.deps.remember_staff)."""
     signed.staff.require(*Role)
+    await remember_staff(request, signed.staff, session)
     return signed
 
 

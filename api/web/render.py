@@ -60,7 +60,16 @@ def number(value: float | None, language: str = DEFAULT_LANGUAGE, decimals: int 
     return shown.replace(".", ",") if language == "nb" else shown
 
 
-environment.filters.update(local=local, iso=iso)
+def clock(moment: datetime | None, now: datetime | None = None) -> str:
+    """A time soon to come or just gone, as staff read it: "14:30" today, "02.12. 08:00" on
+    another day."""
+    if moment is None:
+        return NOTHING
+    shown, today = moment.astimezone(OSLO), (now or datetime.now(UTC)).astimezone(OSLO).date()
+    return shown.strftime("%H:%M" if shown.date() == today else "%d.%m. %H:%M")
+
+
+environment.filters.update(local=local, iso=iso, clock=clock)
 
 
 def page(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:

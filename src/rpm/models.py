@@ -1,7 +1,7 @@
 """Every mapped table, imported in one place so the metadata is complete (Alembic, tests)."""
 
 from rpm.action_plans.models import ActionPlan
-from rpm.alerts.models import Alert, AlertEvent, AlertObservation
+from rpm.alerts.models import Alert, AlertComment, AlertEvent, AlertObservation
 from rpm.audit.models import AuditRecord
 from rpm.db import Base
 from rpm.devices.models import Device, DeviceAssignment
@@ -12,10 +12,12 @@ from rpm.patients.models import CareTeamMember, MeasurementPlanItem, Patient
 from rpm.rejections.models import RejectedReading
 from rpm.rules.models import ThresholdOverride, ThresholdProposal
 from rpm.sessions.models import WebSession, WebSignIn
+from rpm.staff.models import StaffMember
 
 __all__ = [
     "ActionPlan",
     "Alert",
+    "AlertComment",
     "AlertEvent",
     "AlertObservation",
     "AuditRecord",
@@ -30,6 +32,7 @@ __all__ = [
     "Organisation",
     "Patient",
     "RejectedReading",
+    "StaffMember",
     "ThresholdOverride",
     "ThresholdProposal",
     "WebSession",

@@ -11,7 +11,9 @@ patient, works the alert, and loses all of it when the alert is resolved; it see
 before, nor of other patients; it may not change the patient (403); a yellow alert on a
 Saturday is neither marked nor handed over; with no partner named, marked only; one
 care-team organisation in service is enough; 17 May is outside; a yellow alert costs the
-ingest no query for service hours, a red one in service hours one (the care teams).
+ingest no query for service hours, a red one in service hours one (the care teams). At closing
+time a red alert nobody acknowledged as red goes to the partner (once, audited, announced,
+not marked), one acknowledged as red stays, and one seen only as yellow goes.
 """
 
 from __future__ import annotations
@@ -297,8 +299,87 @@ async def test_red_alerts_in_service_hours_cost_one_query_and_none_without_red(s
         statements.clear()
         await at(session, patient, 83, tuesday + HOUR)  # raised to red in service hours
         red = [s for s in statements if "care_team_members" in s and "service_hours" in s]
-        marked = [s for s in statements if "outside_service_hours = true" in s]
+        marked = [s for s in statements if "set outside_service_hours =" in s]
     finally:
         event.remove(sync_engine, "before_cursor_execute", seen)
     assert (len(yellow), len(red), len(marked)) == (0, 1, 0)
     assert isinstance((await the_alert(session, patient.id, SPO2_LOW)).id, uuid.UUID)
+
+
+# -- the hand-over at closing time -------------------------------------------------------------
+
+CLOSING = datetime(2021, 6, 4, 15, 30, tzinfo=OSLO)  # a Friday
+
+
+async def hand_over(session: AsyncSession, now: datetime) -> int:
+    return await service.hand_over_at_closing(session, now.astimezone(UTC))
+
+
+async def test_at_closing_an_unacknowledged_red_alert_goes_to_the_partner_once(session):
+    own, partner = await with_partner(session)
+    partner_id = (await organisation(session, partner)).id
+    patient = await enrol(session, own)
+    await at(session, patient, 83, CLOSING - 5 * MINUTE)  # red at 15:25, in service hours
+    alert = await the_alert(session, patient.id)
+    assert (alert.level, alert.outside_service_hours, alert.handed_over_to) == ("red", False, None)
+
+    assert await hand_over(session, CLOSING - MINUTE) == 0  # still open
+    assert (await the_alert(session, patient.id)).handed_over_to is None
+    assert await hand_over(session, CLOSING + MINUTE) == 1
+    stored = await the_alert(session, patient.id)
+    assert (stored.handed_over_to, stored.handed_over_at, stored.outside_service_hours) == (
+        partner_id,
+        (CLOSING + MINUTE).astimezone(UTC),
+        False,
+    )
+    assert [(e.kind, e.alert["handed_over_to"]) for e in await events_of(session, alert.id)] == [
+        ("opened", None),
+        ("changed", partner),
+    ]
+    [audited] = await session.scalars(
+        select(AuditRecord).where(AuditRecord.resource_id == str(alert.id), AuditRecord.action == "hand-over")
+    )
+    assert (audited.actor_sub, audited.actor_org, audited.patient_id) == ("system", own, patient.id)
+    assert [i.id for i in await service.queue(session, staff(partner, sub="legevakt-1"))] == [alert.id]
+
+    # The next minute's check finds nothing more to do.
+    assert await hand_over(session, CLOSING + 2 * MINUTE) == 0
+    assert len(await events_of(session, alert.id)) == 2
+
+
+async def test_at_closing_a_red_alert_acknowledged_as_red_stays_with_the_service(session):
+    own, partner = await with_partner(session)
+    patient = await enrol(session, own)
+    await at(session, patient, 83, CLOSING - 20 * MINUTE)
+    alert = await the_alert(session, patient.id)
+    await service.acknowledge(session, staff(own), alert.id, (CLOSING - 10 * MINUTE).astimezone(UTC))
+    assert await hand_over(session, CLOSING + MINUTE) == 0
+    assert (await the_alert(session, patient.id)).handed_over_to is None
+    assert await service.queue(session, staff(partner, sub="legevakt-1")) == []
+
+
+async def test_at_closing_a_red_alert_seen_only_as_yellow_goes_to_the_partner(session):
+    own, partner = await with_partner(session)
+    patient = await enrol(session, own)
+    await at(session, patient, 85, CLOSING - HOUR)  # yellow
+    alert = await the_alert(session, patient.id)
+    await service.acknowledge(session, staff(own), alert.id, (CLOSING - 50 * MINUTE).astimezone(UTC))
+    await at(session, patient, 83, CLOSING - 5 * MINUTE)  # raised to red, nobody has seen it red
+    assert await hand_over(session, CLOSING + MINUTE) == 1
+    assert (await the_alert(session, patient.id)).handed_over_to == (await organisation(session, partner)).id
+
+
+async def test_at_closing_nothing_goes_without_a_partner_nor_a_yellow_or_resolved_alert(session):
+    alone = await new_organisation(session)
+    unpartnered = await enrol(session, alone)
+    await at(session, unpartnered, 83, CLOSING - 5 * MINUTE)
+    own, partner = await with_partner(session)
+    yellow, resolved = await enrol(session, own), await enrol(session, own)
+    await at(session, yellow, 85, CLOSING - 5 * MINUTE)
+    await at(session, resolved, 83, CLOSING - 5 * MINUTE)
+    done = await the_alert(session, resolved.id)
+    await service.resolve(session, staff(own), done.id, "Called; better", (CLOSING - MINUTE).astimezone(UTC))
+    assert await hand_over(session, CLOSING + MINUTE) == 0
+    assert (await the_alert(session, unpartnered.id)).handed_over_to is None
+    assert (await the_alert(session, yellow.id)).handed_over_to is None
+    assert await service.queue(session, staff(partner, sub="legevakt-1")) == []

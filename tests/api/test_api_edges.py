@@ -28,12 +28,13 @@ from rpm.alerts.models import Alert, AlertStatus, ResolutionOutcome
 from rpm.api.app import create_app
 from rpm.api.fhir.router import SEARCH_CURSOR
 from rpm.api.pagination import Cursor, Page
-from rpm.api.routers.alerts import QUEUE_CURSOR
+from rpm.api.routers.alerts import COMMENTS_CURSOR, QUEUE_CURSOR
 from rpm.api.routers.audit import AUDIT_CURSOR
 from rpm.api.routers.devices import DEVICE_CURSOR
 from rpm.api.routers.gateways import GATEWAY_CURSOR
 from rpm.api.routers.patients import WORKLIST_CURSOR
 from rpm.api.routers.rejected import REJECTED_CURSOR
+from rpm.api.routers.staff import STAFF_CURSOR
 from rpm.config import Settings
 from rpm.errors import InvalidInput
 from tests.api.helpers import (
@@ -159,6 +160,8 @@ LISTS: dict[str, Cursor[Any]] = {
     "/api/v1/rejected": REJECTED_CURSOR,
     "/api/v1/audit": AUDIT_CURSOR,
     "/api/v1/patients/{patient_id}/audit": AUDIT_CURSOR,
+    "/api/v1/alerts/{alert_id}/comments": COMMENTS_CURSOR,
+    "/api/v1/staff": STAFF_CURSOR,
 }
 # Lists whose positions have the same type: neither can tell the other's cursor from its own.
 SAME_POSITION_TYPE = {
@@ -166,6 +169,10 @@ SAME_POSITION_TYPE = {
     ("/api/v1/gateways", "/api/v1/devices"),
     ("/api/v1/audit", "/api/v1/patients/{patient_id}/audit"),
     ("/api/v1/patients/{patient_id}/audit", "/api/v1/audit"),
+    ("/api/v1/alerts/{alert_id}/comments", "/api/v1/audit"),
+    ("/api/v1/audit", "/api/v1/alerts/{alert_id}/comments"),
+    ("/api/v1/alerts/{alert_id}/comments", "/api/v1/patients/{patient_id}/audit"),
+    ("/api/v1/patients/{patient_id}/audit", "/api/v1/alerts/{alert_id}/comments"),
 }
 
 
@@ -181,9 +188,10 @@ class Lists:
 
     headers: dict[str, str]
     patient: str
+    alert: str
 
     def url(self, path: str) -> str:
-        return path.format(patient_id=self.patient)
+        return path.format(patient_id=self.patient, alert_id=self.alert)
 
 
 async def with_red_alert(client: httpx.AsyncClient, session: AsyncSession, admin: dict[str, str], org: str) -> str:
@@ -212,7 +220,13 @@ async def lists(client: httpx.AsyncClient, tokens: Tokens, session: AsyncSession
     (outcome,) = await ingest(session, message(unknown, gateway))
     assert [r["reason"] for r in outcome.results] == ["unknown_device"] * 2
     await session.commit()
-    return Lists(admin, first)
+    (alert,) = (await client.get("/api/v1/alerts", headers=admin, params={"patient": first})).json()["items"]
+    for comment in ("Called, no answer", "Called again: fine"):
+        r = await client.post(f"/api/v1/alerts/{alert['id']}/comments", headers=admin, json={"text": comment})
+        assert r.status_code == 201, r.text
+    # A second staff member of the organisation: the staff directory writes down each caller.
+    assert (await client.get("/api/v1/staff", headers=tokens(org, "nurse", sub="staff-2"))).status_code == 200
+    return Lists(admin, first, alert["id"])
 
 
 async def first_page(client: httpx.AsyncClient, lists: Lists, path: str, **params: Any) -> dict[str, Any]:
@@ -288,6 +302,8 @@ POSITIONS: list[tuple[str, Cursor[Any], Any]] = [
     ("devices", DEVICE_CURSOR, "UA651-12345"),
     ("gateways", GATEWAY_CURSOR, "hub-0042 ÆØÅ"),
     ("FHIR search", SEARCH_CURSOR, (AT, ID)),
+    ("alert comments", COMMENTS_CURSOR, 9_007_199_254_740_993),
+    ("staff", STAFF_CURSOR, (0, "Kari Nordmann ÆØÅ", "sub-1", "974600951")),
 ]
 
 
@@ -341,6 +357,10 @@ def test_tampered_base64_is_refused():
         (WORKLIST_CURSOR, ["name", 7, str(ID)]),
         (WORKLIST_CURSOR, ["priority", 0, AT.isoformat(), str(ID)]),
         (SEARCH_CURSOR, [AT.isoformat()]),
+        (COMMENTS_CURSOR, -1),
+        (COMMENTS_CURSOR, "twelve"),
+        (STAFF_CURSOR, [0, "Kari", "sub-1"]),
+        (STAFF_CURSOR, [10, "Kari", "sub-1", "974600951"]),
     ],
 )
 def test_a_position_of_the_wrong_shape_is_refused(codec: Cursor[Any], position: Any):

@@ -15,6 +15,8 @@ from rpm.audit.models import AuditRecord
 from rpm.observations.models import Observation
 from tests.alerts.test_lifecycle import MINUTE, T0, enrol, send, the_alert
 from tests.conftest import ORG_A, ORG_B
+from tests.rules.test_early_warning import VITAL_DEVICES, news2_alerts, scores_of
+from tests.rules.test_early_warning import send as send_vital
 
 REASON = "the patient forgot the cuff"
 
@@ -142,3 +144,51 @@ async def test_marking_it_twice_is_409(client, session, tokens):
         select(Observation).where(Observation.id == observation_id).execution_options(populate_existing=True)
     )
     assert stored.invalidation_reason == REASON
+
+
+async def test_marking_an_input_of_a_news2_score_marks_the_score_and_judges_its_alert_again(client, session, tokens):
+    """The score stands or falls with its readings: it is marked with the input's reason behind
+    the service's words, its alert (on this score alone) is resolved, and the FHIR facade
+    serves it as entered in error. The readings it did not come from stay."""
+    patient = await enrol(session, ORG_A, conditions=(), devices=VITAL_DEVICES)
+    await send_vital(session, patient, "respiratory-rate", 24, T0)  # 2
+    await send_vital(session, patient, "spo2", 95, T0 + MINUTE)  # 1
+    await send_vital(
+        session, patient, "blood-pressure", {"systolic": 105, "diastolic": 70, "pulse": 115}, T0 + 2 * MINUTE
+    )  # 1 + 2: 6, yellow
+    [score] = await scores_of(session, patient.id)
+    [news2_alert] = await news2_alerts(session, patient.id)
+    # SpO2 95 % is within its bands: no alert of its own, only the score's rests on it.
+    spo2 = await session.scalar(
+        select(Observation).where(Observation.patient_id == patient.id, Observation.code == "59408-5")
+    )
+    nurse = tokens(ORG_A, "nurse", sub="nurse-kari")
+
+    r = await client.post(path(spo2.id), headers=nurse, json={"reason": "probe on a cold finger"})
+
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["also_invalidated"] == [f"Observation/{score.id}"]
+    assert body["alerts_resolved"] == [str(news2_alert.id)]
+    stored = await session.scalar(
+        select(Observation).where(Observation.id == score.id).execution_options(populate_existing=True)
+    )
+    assert stored.invalidation_reason == "an input reading was entered in error: probe on a cold finger"
+    read = await client.get(f"/fhir/Observation/{score.id}", headers=nurse)
+    assert read.json()["status"] == "entered-in-error"
+    [alert] = await news2_alerts(session, patient.id)
+    assert (alert.status, alert.note) == ("resolved", "reading entered in error: probe on a cold finger")
+    others = await session.scalars(
+        select(Observation.invalidated_at).where(
+            Observation.patient_id == patient.id, Observation.device_id.is_not(None), Observation.code != "59408-5"
+        )
+    )
+    assert set(others) == {None}
+    # The score leaves the trend of the scores.
+    trend = await client.get(
+        f"/api/v1/patients/{patient.id}/trends",
+        params={"code": "1104051000000101", "bucket": "raw", "from": "2021-06-01", "to": "2021-06-02"},
+        headers=nurse,
+    )
+    assert trend.status_code == 200, trend.text
+    assert trend.json()["buckets"] == []

@@ -3,6 +3,8 @@ MQTT broker and database, on a ward of patients with weeks of readings (tests/br
 
 - the nurse: a breaching reading turns the row red, she opens the alert, acknowledges it in one
   click and resolves it with a note and an outcome; the patient is no longer red;
+- the nurse, again: she assigns an alert to herself, comments on it and snoozes it with a
+  reason; it leaves the worklist until she shows snoozed alerts, and she wakes it;
 - the patient's course: the chart of the breaching type with its bands and the alert marked,
   redrawn for 7, 30 and 90 days without a reload, and its table view;
 - the physician: a change of a patient's thresholds previewed on the past month and saved with a
@@ -10,8 +12,8 @@ MQTT broker and database, on a ward of patients with weeks of readings (tests/br
 - the administrator: a gateway, an unknown device's rejected reading, enrolling the patient (the
   identity number checked as it is typed), registering and assigning the device, reprocessing.
 
-Each writes the screenshots of its pages to docs/screenshots/ (alert, alert-resolved, course,
-thresholds-preview, admin-enrol, admin-devices, admin-rejected).
+Each writes the screenshots of its pages to docs/screenshots/ (alert, alert-resolved, alert-work,
+course, thresholds-preview, admin-enrol, admin-devices, admin-rejected).
 """
 
 from __future__ import annotations
@@ -180,6 +182,95 @@ async def test_the_nurse_opens_the_red_alert_acknowledges_it_and_resolves_it_wit
     await page.wait_for_url(lambda url: url.endswith("/"))
     await expect_level(page, kari.id, "green", "Grønn")
     await expect(row_of(page, kari.id).get_by_role("link", name=re.compile("Åpne varselet"))).to_have_count(0)
+
+
+async def test_the_nurse_takes_the_alert_comments_snoozes_it_off_the_worklist_and_wakes_it(
+    page: Page, organisation: str, committed, screenshot
+):
+    """Issue 11: Ola's weight gain is hers to follow up. She assigns the alert to herself, writes
+    what she did, and snoozes it for four hours with a reason, all without a reload; back on the
+    worklist the alert has left his row (green, with when it wakes) until she asks to see
+    snoozed alerts; she wakes it and it is back, still hers."""
+    ward = await add_ward(committed, organisation)
+    ola = ward.ola
+    await harness.sign_in(page, organisation, "nurse", sub="nurse-1", name="Nina Sykepleier")
+    await expect_level(page, ola.id, "yellow", "Gul")
+    await row_of(page, ola.id).get_by_role("link", name=re.compile("Åpne varselet")).click()
+    await page.wait_for_url(re.compile(rf"/alerts/{UUID}$"))
+    # What to do comes first, then the status, then who has the alert and whether it waits.
+    parts = await page.locator("main section.card").evaluate_all("parts => parts.map(p => p.id)")
+    assert parts.index("alert-action") < parts.index("alert-status") < parts.index("alert-work"), parts
+    work = page.locator("#alert-work")
+    message = page.locator("#alert-message")
+    await expect(work.locator(".assignee")).to_have_text("Ingen")
+    await harness.mark_no_reload(page)
+
+    await page.get_by_role("button", name="Tildel meg").click()
+    await expect(message).to_have_text("Varselet er tildelt.")
+    await expect(work.locator(".assignee")).to_contain_text("Nina Sykepleier (deg)")
+    await expect(page.get_by_role("button", name="Tildel meg")).to_have_count(0)
+    await expect(page.locator("#work-title")).to_be_focused()  # where the page changed
+
+    note = "Ringte Ola: ingen tung pust, bena litt hovne. Tar ekstra vanndrivende i dag etter avtale med fastlegen."
+    await page.get_by_label("Ny kommentar").fill(note)
+    await page.get_by_role("button", name="Lagre kommentaren").click()
+    await expect(message).to_have_text("Kommentaren er lagret.")
+    comments = page.locator("#alert-comments ol.comments li")
+    await expect(comments).to_have_count(1)
+    await expect(comments.first).to_contain_text("Nina Sykepleier")
+    await expect(comments.first.locator(".note")).to_have_text(note)
+    await expect(page.get_by_label("Ny kommentar")).to_have_value("")
+
+    # A snooze needs a reason: the browser holds an empty one back.
+    snooze = page.get_by_role("button", name="Utsett varselet")
+    reason = page.get_by_label("Grunn", exact=True)
+    await page.get_by_label("4 timer", exact=True).check()
+    await snooze.click()
+    assert await reason.evaluate("field => field.validity.valueMissing")
+    await reason.fill("Venter på ny veiing i morgen tidlig, etter vanndrivende.")
+    await snooze.click()
+    await expect(message).to_have_text("Varselet er utsatt.")
+    await expect(page.locator("#status-title")).to_have_text("Status: Kvittert")  # snoozing acknowledges
+    snoozed = work.locator("dl.snoozed")
+    await expect(snoozed).to_contain_text("Utsatt til")
+    await expect(snoozed).to_contain_text("Nina Sykepleier")
+    await expect(snoozed).to_contain_text("Venter på ny veiing i morgen tidlig")
+    await expect(page.get_by_role("button", name="Vekk nå")).to_be_visible()
+    history = page.locator("#alert-history tbody tr")
+    await expect(history.locator("th")).to_contain_text(["Åpnet", "Tildelt", "Kommentert", "Kvittert", "Utsatt"])
+    await harness.assert_no_reload(page)
+    await screenshot(page, "alert-work")
+
+    # Snoozed, the alert leaves the worklist: Ola's row is green and says when it wakes.
+    await page.get_by_role("navigation", name="Du er her").get_by_role("link", name="Arbeidsliste").click()
+    await page.wait_for_url(lambda url: url.endswith("/"))
+    row = row_of(page, ola.id)
+    await expect_level(page, ola.id, "green", "Grønn")
+    await expect(row.get_by_role("link", name=re.compile("Åpne varselet"))).to_have_count(0)
+    await expect(row.locator(".worklist-snoozed")).to_have_text(
+        re.compile(r"Utsatt varsel til (\d\d\.\d\d\. )?\d\d:\d\d")
+    )
+    # Asked for, snoozed alerts are shown; "mine" leaves only Ola.
+    await page.get_by_label("Utsatte varsler").select_option("include")
+    await page.get_by_label("Bare varsler tildelt meg").check()
+    await page.get_by_role("button", name="Filtrer").click()
+    await page.wait_for_url(re.compile(r"\?.*snoozed=include.*&mine=1"))
+    await expect(page.locator("#rows tr[data-patient]")).to_have_count(1)
+    await expect_level(page, ola.id, "yellow", "Gul")
+    await expect(row.locator(".worklist-assignee")).to_have_text("Tildelt deg")
+
+    await row.get_by_role("link", name=re.compile("Åpne varselet")).click()
+    await page.wait_for_url(re.compile(rf"/alerts/{UUID}$"))
+    await page.get_by_role("button", name="Vekk nå").click()
+    await expect(message).to_have_text("Varselet er vekket og vises igjen i arbeidslisten.")
+    await expect(work).to_contain_text("Ikke utsatt.")
+    await expect(history.last).to_contain_text("Vekket")
+
+    await page.get_by_role("navigation", name="Du er her").get_by_role("link", name="Arbeidsliste").click()
+    await page.wait_for_url(lambda url: url.endswith("/"))
+    await expect_level(page, ola.id, "yellow", "Gul")
+    await expect(row.locator(".worklist-snoozed")).to_have_count(0)
+    await expect(row.locator(".worklist-assignee")).to_have_text("Tildelt deg")
 
 
 # -- the patient's course ------------------------------------------------------------------

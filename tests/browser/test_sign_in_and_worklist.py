@@ -420,7 +420,9 @@ async def test_the_worklist_filters_by_condition_and_care_team_organisation_and_
 
     await page.get_by_label("Virksomhet i behandlingsteamet").select_option("")
     await page.get_by_role("button", name="Filtrer").click()
-    await page.wait_for_url(lambda url: query_of(url) == {"condition": ["hypertension"], "organisation": [""]})
+    await page.wait_for_url(
+        lambda url: query_of(url) == {"condition": ["hypertension"], "organisation": [""], "snoozed": ["hide"]}
+    )
     await expect(rows).to_have_count(1)
     await expect(row_of(page, per.id)).to_be_visible()
 
@@ -487,12 +489,12 @@ async def test_the_keyboard_reaches_the_table_through_the_skip_link_and_the_filt
     await expect(page.locator("#main")).to_be_focused()
 
     order = []
-    for _ in range(6):
+    for _ in range(8):
         await page.keyboard.press("Tab")
         order.append(await focused(page))
         if order[-1] == "Kari Nordmann":
             break
-    assert order == ["condition", "organisation", "Filtrer", "Kari Nordmann"], order
+    assert order == ["condition", "organisation", "snoozed", "mine", "Filtrer", "Kari Nordmann"], order
     # Focus is visible: the focused link has an outline.
     outline = await page.evaluate("getComputedStyle(document.activeElement).outlineStyle")
     assert outline not in ("none", ""), outline

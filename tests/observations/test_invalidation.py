@@ -225,9 +225,14 @@ async def test_a_blood_pressure_takes_its_pulse_and_the_news2_score_with_it(sess
     answer = await service.invalidate(session, staff(), panel.id, FORGOT_CUFF, T0 + HOUR)
 
     assert sorted(answer.also_invalidated) == sorted([f"Observation/{pulse.id}", f"Observation/{score.id}"])
-    for observation_id in (panel.id, pulse.id, score.id):
+    # The pulse is the same cuff measurement: the same reason. The score fell with an input.
+    for observation_id, reason in (
+        (panel.id, FORGOT_CUFF),
+        (pulse.id, FORGOT_CUFF),
+        (score.id, service.INPUT_IN_ERROR + FORGOT_CUFF),
+    ):
         stored = await fresh(session, Observation, observation_id)
-        assert stored.resource["status"] == "entered-in-error" and stored.invalidation_reason == FORGOT_CUFF
+        assert stored.resource["status"] == "entered-in-error" and stored.invalidation_reason == reason
         assert ("invalidate", "Observation", "nurse-kari") in await audit_of(session, observation_id)
     assert sorted(answer.alerts_resolved) == sorted([news2_alert.id, pulse_alert.id])
     for alert_id in answer.alerts_resolved:

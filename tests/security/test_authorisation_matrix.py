@@ -104,6 +104,13 @@ MATRIX: dict[str, tuple[int, ...]] = {
     "GET /api/v1/alerts/{alert_id}":                  (401, 401, 401, 404, 404, 403, 200, 200, 200),
     "POST /api/v1/alerts/{alert_id}/acknowledge":     (401, 401, 401, 404, 404, 403, 200, 200, 200),
     "POST /api/v1/alerts/{alert_id}/resolve":         (401, 401, 401, 404, 404, 403, 200, 200, 200),
+    "PUT /api/v1/alerts/{alert_id}/assignment":       (401, 401, 401, 404, 404, 403, 200, 200, 200),
+    "PUT /api/v1/alerts/{alert_id}/snooze":           (401, 401, 401, 404, 404, 403, 200, 200, 200),
+    "DELETE /api/v1/alerts/{alert_id}/snooze":        (401, 401, 401, 404, 404, 403, 200, 200, 200),
+    "GET /api/v1/alerts/{alert_id}/comments":         (401, 401, 401, 404, 404, 403, 200, 200, 200),
+    "POST /api/v1/alerts/{alert_id}/comments":        (401, 401, 401, 404, 404, 403, 201, 201, 201),
+    # Who may be assigned a patient's alerts: the staff of the organisations that may see it
+    "GET /api/v1/staff":                              (401, 401, 401, 404, 404, 403, 200, 200, 200),
     "POST /api/v1/observations/{observation_id}/entered-in-error": (401, 401, 401, 404, 404, 403, 200, 200, 200),
     "GET /api/v1/rejected":                           (401, 401, 401, 200, 200, 403, 200, 200, 200),
     "POST /api/v1/rejected/reprocess":                (401, 401, 401, 403, 404, 403, 403, 403, 200),
@@ -142,10 +149,17 @@ MATRIX: dict[str, tuple[int, ...]] = {
     "GET /alerts/{alert_id}":                         (303, 303, 303, 404, 404, 403, 200, 200, 200),
     "POST /alerts/{alert_id}/acknowledge":            (401, 401, 401, 404, 404, 403, 303, 303, 303),
     "POST /alerts/{alert_id}/resolve":                (401, 401, 401, 404, 404, 403, 303, 303, 303),
+    "POST /alerts/{alert_id}/assignment":             (401, 401, 401, 404, 404, 403, 303, 303, 303),
+    "POST /alerts/{alert_id}/snooze":                 (401, 401, 401, 404, 404, 403, 303, 303, 303),
+    "POST /alerts/{alert_id}/wake":                   (401, 401, 401, 404, 404, 403, 303, 303, 303),
+    "POST /alerts/{alert_id}/comments":               (401, 401, 401, 404, 404, 403, 303, 303, 303),
     "POST /alerts/{alert_id}/observations/{observation_id}/entered-in-error":
                                                       (401, 401, 401, 404, 404, 403, 303, 303, 303),
     "GET /patients/{patient_id}":                     (303, 303, 303, 404, 404, 403, 200, 200, 200),
     "GET /patients/{patient_id}/charts":              (303, 303, 303, 404, 404, 403, 200, 200, 200),
+    "GET /patients/{patient_id}/observations/{observation_id}": (303, 303, 303, 404, 404, 403, 200, 200, 200),
+    "POST /patients/{patient_id}/observations/{observation_id}/entered-in-error":
+                                                      (401, 401, 401, 404, 404, 403, 303, 303, 303),
     "GET /patients/{patient_id}/thresholds":          (303, 303, 303, 404, 404, 403, 200, 200, 200),
     "POST /patients/{patient_id}/thresholds/preview": (401, 401, 401, 404, 404, 403, 200, 200, 200),
     "POST /patients/{patient_id}/thresholds":         (401, 401, 401, 404, 404, 403, 403, 303, 303),
@@ -509,6 +523,22 @@ async def build(key: str, world: World, caller: str) -> Call:
                 call.json = {"note": "Called; inhaler technique", "outcome": "advice-given"}
             else:
                 call.data = {"note": "Called; inhaler technique", "outcome": "advice-given"}
+        case "PUT /api/v1/alerts/{alert_id}/assignment":  # to the caller, whom the call wrote down
+            call.json = {"assignee": f"{ROLES.get(caller, 'admin')}-{world.org_a}"}
+        case "PUT /api/v1/alerts/{alert_id}/snooze":  # a fresh alert: the queue keeps showing A's own
+            call.path = path.replace("{alert_id}", await fresh_alert(world))
+            call.json = {"until": (datetime.now(UTC) + timedelta(hours=1)).isoformat(), "reason": "New reading at 12"}
+        case "POST /api/v1/alerts/{alert_id}/comments":
+            call.json = {"text": "Called; no answer"}
+        case "POST /alerts/{alert_id}/assignment":  # to the caller, whom signing in wrote down
+            call.data = {"to": "me"}
+        case "POST /alerts/{alert_id}/snooze":  # a fresh alert: the worklist keeps showing A's own
+            call.path = path.replace("{alert_id}", await fresh_alert(world))
+            call.data = {"duration": "60", "reason": "New reading at 12"}
+        case "POST /alerts/{alert_id}/comments":
+            call.data = {"text": "Called; no answer"}
+        case "GET /api/v1/staff":
+            call.params = {"patient": ids["patient_id"]}
         case "POST /api/v1/observations/{observation_id}/entered-in-error":
             _, observation_id = await fresh_evidence(world)
             call.path = path.replace("{observation_id}", observation_id)
@@ -516,6 +546,14 @@ async def build(key: str, world: World, caller: str) -> Call:
         case "POST /alerts/{alert_id}/observations/{observation_id}/entered-in-error":
             alert_id, observation_id = await fresh_evidence(world)
             call.path = path.replace("{alert_id}", alert_id).replace("{observation_id}", observation_id)
+            call.data = {"reason": "the patient forgot the cuff"}
+        case "POST /patients/{patient_id}/observations/{observation_id}/entered-in-error":
+            _, observation_id = await fresh_evidence(world)
+            async with session_factory(world.engine)() as session:
+                patient_id = await session.scalar(
+                    select(Observation.patient_id).where(Observation.id == uuid.UUID(observation_id))
+                )
+            call.path = path.replace("{patient_id}", str(patient_id)).replace("{observation_id}", observation_id)
             call.data = {"reason": "the patient forgot the cuff"}
         case "POST /api/v1/rejected/reprocess":
             call.json = {"serial": ids["spare"]}

@@ -1,6 +1,7 @@
 """The patient's course: latest values with their levels, active alerts, the measurement plan
 with adherence, and a chart per reading type over 7, 30, 90 or 365 days with the patient's
-bands behind the line and the alerts' readings marked on it."""
+bands behind the line and the alerts' readings marked on it; for a patient with NEWS2 scores,
+a chart of the scores too, each with its parts and a link to the score and its readings."""
 
 from __future__ import annotations
 
@@ -88,8 +89,11 @@ async def course_charts(
     days: int,
     now: datetime,
     t: charts.Text,
+    *,
+    scored: bool,
 ) -> list[charts.Chart]:
-    """A chart of each reading type, with the patient's alerts' readings of the period marked."""
+    """A chart of each reading type, with the patient's alerts' readings of the period marked;
+    last, when the patient has NEWS2 scores (`scored`), the chart of those."""
     start, end, bucket = period(days, now)
     alerts = await trends.alerts_in_period(session, actor, patient_id, start=start, end=end)
     marks = [
@@ -103,7 +107,21 @@ async def course_charts(
     for reading_type in charts.type_order(types):
         trend = await chart_trend(session, actor, patient_id, reading_type, start, end, bucket)
         found.append(charts.build(trend, reading_type, marks, t, days=days))
+    if scored:
+        trend = await chart_trend(session, actor, patient_id, charts.NEWS2, start, end, bucket)
+        chart = charts.build(trend, charts.NEWS2, marks, t, days=days, summary_key="score.chart_summary")
+        chart.note = t("score.chart_note")
+        if chart.bucket == "raw" and not chart.empty:
+            scores = await trends.scores(session, actor, patient_id, start=start, end=end)
+            charts.with_scores(chart, scores, lambda s: score_page(patient_id, s.observation), t)
+        found.append(chart)
     return found
+
+
+def score_page(patient_id: uuid.UUID, observation: str) -> str:
+    """The page of one of the patient's Observations ("Observation/<id>"): a NEWS2 score with
+    its parts and readings (pages.observation)."""
+    return f"/patients/{patient_id}/observations/{observation.removeprefix('Observation/')}"
 
 
 def _charts_context(patient_id: uuid.UUID, days: int, found: list[charts.Chart]) -> dict[str, Any]:
@@ -126,7 +144,14 @@ async def course(
         session, actor, patient_id, now=now, grace=timedelta(hours=settings.missing_grace_hours)
     )
     found = await course_charts(
-        session, actor, patient_id, [v.type for v in board.latest], days, now, texts_of(request)
+        session,
+        actor,
+        patient_id,
+        [v.type for v in board.latest],
+        days,
+        now,
+        texts_of(request),
+        scored=board.news2 is not None,
     )
     known = await organisations.by_orgnrs(session, [c.organisation for c in board.patient.care_team])
     return page(
@@ -137,6 +162,7 @@ async def course(
         organisation_names={orgnr: o.name for orgnr, o in known.items()},
         present=present,
         unit=charts.unit,
+        score_page=score_page,
         today=now.astimezone(OSLO).date(),
         **_charts_context(patient_id, days, found),
     )
@@ -154,5 +180,8 @@ async def course_charts_fragment(
     address bar)."""
     days = chosen(days)
     board_types = await trends.reading_types_of(session, actor, patient_id)
-    found = await course_charts(session, actor, patient_id, board_types, days, datetime.now(UTC), texts_of(request))
+    scored = await trends.has_scores(session, actor, patient_id)
+    found = await course_charts(
+        session, actor, patient_id, board_types, days, datetime.now(UTC), texts_of(request), scored=scored
+    )
     return page(request, "_course_charts.html", **_charts_context(patient_id, days, found))

@@ -3,7 +3,8 @@
 // Behind the line: the yellow and red zones of each period of thresholds (for a blood pressure,
 // where two quantities share the chart, each one's limits as lines); on it: the readings behind
 // alerts, a triangle for red and a circle for yellow (shape as well as colour). The table view
-// under each chart holds the same readings for those who cannot see the chart.
+// under each chart holds the same readings for those who cannot see the chart. A series with
+// `notes` (the NEWS2 scores' parts) shows the note of the point under the cursor in the legend.
 (function () {
   "use strict";
 
@@ -248,7 +249,10 @@
         width: 2,
         spanGaps: true,
         points: { show: raw, size: 5, fill: s.colour, stroke: s.colour },
-        value: function (u, v) { return number(v); },
+        value: function (u, v, si, i) {
+          var note = s.notes && finite(i) ? s.notes[i] : null;
+          return note ? number(v) + " (" + note + ")" : number(v);
+        },
       });
     });
     var opts = {

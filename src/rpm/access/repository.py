@@ -46,6 +46,31 @@ def visible_patient_ids(orgnr: str, today: date) -> CompoundSelect:
     return followed_patient_ids(orgnr, today).union(handed_over_patient_ids(orgnr))
 
 
+def care_team_orgnrs(patient_id: uuid.UUID, today: date) -> Select[str]:
+    """The organisation numbers of the patient's care team today."""
+    return (
+        select(Organisation.orgnr)
+        .join(CareTeamMember, CareTeamMember.organisation_id == Organisation.id)
+        .where(
+            CareTeamMember.patient_id == patient_id,
+            CareTeamMember.period_from <= today,
+            (CareTeamMember.period_to.is_(None)) | (CareTeamMember.period_to >= today),
+        )
+    )
+
+
+def organisations_seeing(patient_id: uuid.UUID, today: date) -> CompoundSelect:
+    """The organisation numbers whose staff may see the patient: those of its care team today,
+    and the out-of-hours partner of one of its active alerts handed over."""
+    in_care_team = care_team_orgnrs(patient_id, today)
+    partner = (
+        select(Organisation.orgnr)
+        .join(Alert, Alert.handed_over_to == Organisation.id)
+        .where(Alert.patient_id == patient_id, Alert.handed_over_to.is_not(None), Alert.status.in_(ACTIVE))
+    )
+    return in_care_team.union(partner)
+
+
 async def may_see(session: AsyncSession, orgnr: str, patient_id: uuid.UUID, today: date) -> bool:
     followed = followed_patient_ids(orgnr, today).where(CareTeamMember.patient_id == patient_id)
     handed_over = handed_over_patient_ids(orgnr).where(Alert.patient_id == patient_id)

@@ -73,6 +73,12 @@ class Alert(Base):
             "handed_over_to",
             postgresql_where=text(f"handed_over_to is not null and {_ACTIVE_SQL}"),
         ),
+        # "My alerts": the active ones assigned to a staff member.
+        Index(
+            "ix_alerts_assigned_to", "assigned_to", postgresql_where=text(f"assigned_to is not null and {_ACTIVE_SQL}")
+        ),
+        CheckConstraint("snoozed_until is null or snooze_reason is not null", name="snoozed_with_reason"),
+        CheckConstraint("comments >= 0", name="comments_counted"),
     )
 
     id: Mapped[uuid.UUID] = uuid_pk()
@@ -101,6 +107,24 @@ class Alert(Base):
     outside_service_hours: Mapped[bool] = mapped_column(default=False, server_default=text("false"))
     handed_over_to: Mapped[uuid.UUID | None]  # the partner organisation's id
     handed_over_at: Mapped[datetime | None]
+    # The staff member working the alert (their sub and name), who assigned it and when; null:
+    # nobody. Only a staff member the service knows (staff.models.StaffMember) is assigned.
+    assigned_to: Mapped[str | None] = mapped_column(Text)
+    assigned_to_name: Mapped[str | None] = mapped_column(Text)
+    assigned_by: Mapped[str | None] = mapped_column(Text)
+    assigned_at: Mapped[datetime | None]
+    # Snoozed: out of the queue's default view until `snoozed_until` (at most 24 hours after
+    # `snoozed_at`), with who and why. Cleared when the snooze ends (the worker's clock, staff
+    # waking it, or the alert rising to red); the reason and who stay as the last snooze's.
+    snoozed_until: Mapped[datetime | None]
+    snoozed_at: Mapped[datetime | None]
+    snoozed_by: Mapped[str | None] = mapped_column(Text)
+    snoozed_by_name: Mapped[str | None] = mapped_column(Text)
+    snooze_reason: Mapped[str | None] = mapped_column(Text)
+    # Who ended the last snooze before its time (null: it ran out, or the alert rose to red).
+    woken_by: Mapped[str | None] = mapped_column(Text)
+    woken_by_name: Mapped[str | None] = mapped_column(Text)
+    comments: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))  # how many AlertComments
     acknowledged_by: Mapped[str | None] = mapped_column(Text)
     acknowledged_by_name: Mapped[str | None] = mapped_column(Text)
     acknowledged_at: Mapped[datetime | None]
@@ -122,6 +146,24 @@ class AlertObservation(Base):
     observation_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("observations.id"), primary_key=True)
     value: Mapped[float | None] = mapped_column(Double)
     effective_at: Mapped[datetime]
+
+
+class AlertComment(Base):
+    """A staff member's note on an alert, in order; never changed or removed."""
+
+    __tablename__ = "alert_comments"
+    __table_args__ = (
+        Index("ix_alert_comments_alert_id", "alert_id", "id"),
+        CheckConstraint("length(text) between 1 and 4000", name="text_length"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    alert_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("alerts.id"))
+    at: Mapped[datetime]
+    by_sub: Mapped[str] = mapped_column(Text)
+    by_name: Mapped[str | None] = mapped_column(Text)
+    by_org: Mapped[str] = mapped_column(String(9))
+    text: Mapped[str] = mapped_column(Text)
 
 
 class AlertEvent(Base):

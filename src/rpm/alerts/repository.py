@@ -12,8 +12,9 @@ from sqlalchemy import Row, Select, and_, case, func, or_, select, text, tuple_,
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from rpm.access.staff import Staff
 from rpm.alerts.breaches import BreachGroup, Evidence
-from rpm.alerts.models import ACTIVE, Alert
+from rpm.alerts.models import ACTIVE, Alert, AlertComment
 from rpm.db import new_id
 from rpm.organisations.models import Organisation
 
@@ -92,7 +93,7 @@ _LAND = text(
     with resolved as (
         update alerts as a
         set status = 'resolved', resolved_by = 'system', resolved_by_name = 'rpm', resolved_at = :now,
-            note = 'reading received', updated_at = :now
+            note = 'reading received', snoozed_until = null, updated_at = :now
         from unnest(cast(:resolve_patient_id as uuid[]), cast(:resolve_rule as text[])) as t(patient_id, rule)
         where a.patient_id = t.patient_id and a.rule = t.rule and a.status in ('open', 'acknowledged')
         returning a.*, 'resolved' as change
@@ -108,6 +109,9 @@ _LAND = text(
             action_plan_version = case when excluded.level = 'red' and a.level = 'yellow'
                                        then excluded.action_plan_version else a.action_plan_version end,
             level = case when a.level = 'red' or excluded.level = 'red' then 'red' else 'yellow' end,
+            -- Rising to red ends a snooze: the alert is not what staff chose to wait on.
+            snoozed_until = case when excluded.level = 'red' and a.level = 'yellow' then null
+                                 else a.snoozed_until end,
             threshold = case when excluded.level = 'red' or a.level = 'yellow' then excluded.threshold
                              else a.threshold end,
             value = case when excluded.last_reading_at >= a.last_reading_at then excluded.value else a.value end,
@@ -191,6 +195,49 @@ async def by_id(session: AsyncSession, alert_id: uuid.UUID, *, for_update: bool 
     return await session.scalar(statement)
 
 
+async def add_comment(session: AsyncSession, alert: Alert, staff: Staff, text: str, now: datetime) -> AlertComment:
+    """Add the comment and count it on the alert (locked by the caller)."""
+    added = AlertComment(alert_id=alert.id, at=now, by_sub=staff.sub, by_name=staff.name, by_org=staff.orgnr, text=text)
+    session.add(added)
+    alert.comments, alert.updated_at = alert.comments + 1, now
+    await session.flush()
+    return added
+
+
+async def comments_of(
+    session: AsyncSession, alert_id: uuid.UUID, *, after: int | None, limit: int
+) -> list[AlertComment]:
+    """The alert's comments, oldest first, after the one with id `after` (on the (alert_id, id)
+    index)."""
+    statement = select(AlertComment).where(AlertComment.alert_id == alert_id)
+    if after is not None:
+        statement = statement.where(AlertComment.id > after)
+    return list(await session.scalars(statement.order_by(AlertComment.id).limit(limit)))
+
+
+# Snoozes whose time has come, ended: active alerts only (resolving ends a snooze). An alert
+# another transaction holds (staff snoozing it again, a batch landing on it) is skipped, and
+# looked at again on the next round: so two workers never wait on each other, and each alert
+# wakes once.
+_WAKE_DUE = text(
+    """
+    with due as (
+        select id from alerts
+        where status in ('open', 'acknowledged') and snoozed_until <= :now
+        order by id for update skip locked
+    )
+    update alerts as a set snoozed_until = null, updated_at = :now
+    from due where a.id = due.id
+    returning a.id
+    """
+)
+
+
+async def wake_due(session: AsyncSession, now: datetime) -> list[uuid.UUID]:
+    """End the snoozes whose time has come. Returns the ids of the alerts woken."""
+    return sorted(await session.scalars(_WAKE_DUE, {"now": now}))
+
+
 # Each alert's newest evidence, read backwards on (alert_id, effective_at): the cost does not
 # grow with an alert's age.
 _NEWEST_EVIDENCE = text(
@@ -269,18 +316,21 @@ async def open_unless_active(session: AsyncSession, groups: Sequence[BreachGroup
     return list(await session.execute(_OPEN_UNLESS_ACTIVE, {"now": now, **_group_columns(groups)}))
 
 
-# Red alerts that became red outside service hours: marked, and handed over where a partner is
-# named (an alert handed over once stays with that partner). The alerts were just landed in
-# this transaction, so their rows are locked already.
+# Red alerts that became red outside service hours (`:mark`): marked, and handed over where a
+# partner is named (an alert handed over once stays with that partner); the alerts were just
+# landed in this transaction, so their rows are locked already. At closing time (not `:mark`):
+# red alerts nobody acknowledged as red, handed over but not marked; the row lock makes a
+# concurrent worker wait, and the conditions are read again after it.
 _MARK_OUTSIDE_SERVICE_HOURS = text(
     f"""
     update alerts as a
-    set outside_service_hours = true,
+    set outside_service_hours = a.outside_service_hours or :mark,
         handed_over_to = coalesce(a.handed_over_to, t.partner),
         handed_over_at = case when a.handed_over_to is null and t.partner is not null then :now
                               else a.handed_over_at end
     from unnest(cast(:ids as uuid[]), cast(:partners as uuid[])) as t(id, partner)
-    where a.id = t.id
+    where a.id = t.id and (:mark or (a.handed_over_to is null and a.status in ('open', 'acknowledged')
+        and a.level = 'red' and (a.status = 'open' or a.acknowledged_at < a.raised_at)))
     returning a.id, a.patient_id, a.outside_service_hours, a.handed_over_to, a.handed_over_at,
         a.handed_over_to is not null and a.handed_over_at = :now as handed_over_now, {_PARTNER_OF_A}
     """
@@ -288,19 +338,32 @@ _MARK_OUTSIDE_SERVICE_HOURS = text(
 
 
 async def mark_outside_service_hours(
-    session: AsyncSession, partners: dict[uuid.UUID, uuid.UUID | None], now: datetime
+    session: AsyncSession, partners: dict[uuid.UUID, uuid.UUID | None], now: datetime, *, mark: bool = True
 ) -> list[Row[Any]]:
     """Mark the alerts (keys) outside service hours and hand each over to its partner (value,
-    None: nobody). Returns rows of (id, patient_id, outside_service_hours, handed_over_to,
-    handed_over_at, handed_over_now, handed_over_to_orgnr)."""
+    None: nobody); with `mark` False (closing time) only hand over those still red and not
+    acknowledged as red. Returns rows of (id, patient_id, outside_service_hours,
+    handed_over_to, handed_over_at, handed_over_now, handed_over_to_orgnr)."""
     if not partners:
         return []
     ids = sorted(partners)
     return list(
         await session.execute(
-            _MARK_OUTSIDE_SERVICE_HOURS, {"ids": ids, "partners": [partners[i] for i in ids], "now": now}
+            _MARK_OUTSIDE_SERVICE_HOURS,
+            {"ids": ids, "partners": [partners[i] for i in ids], "now": now, "mark": mark},
         )
     )
+
+
+async def unattended_red(session: AsyncSession) -> list[tuple[uuid.UUID, uuid.UUID]]:
+    """Active red alerts nobody has acknowledged as red and nobody has handed over, as (id,
+    patient_id): what the follow-up service leaves behind when it closes."""
+    rows = await session.execute(
+        select(Alert.id, Alert.patient_id).where(
+            Alert.status.in_(ACTIVE), _RED_UNACKNOWLEDGED, Alert.handed_over_to.is_(None)
+        )
+    )
+    return [(row.id, row.patient_id) for row in rows]
 
 
 # Not acknowledged as red: open, or acknowledged before it was raised to red (seen as yellow;
@@ -384,9 +447,13 @@ def queue_statement(
     patient_id: uuid.UUID | None,
     organisation_patients: Any | None,
     escalated: bool | None,
+    assignee: str | None = None,
+    snoozed: Literal["hide", "only", "include"] = "include",
+    now: datetime | None = None,
     after: tuple[int, int, datetime, uuid.UUID] | None,
 ) -> Select[Alert]:
-    """Red before yellow, escalated first, then oldest first."""
+    """Red before yellow, escalated first, then oldest first. `snoozed`: leave out ("hide")
+    or keep only ("only") the alerts snoozed at `now`."""
     statement = select(Alert).where(Alert.patient_id.in_(visible), Alert.status.in_(statuses))
     if level is not None:
         statement = statement.where(Alert.level == level)
@@ -396,6 +463,12 @@ def queue_statement(
         statement = statement.where(Alert.patient_id.in_(organisation_patients))
     if escalated is not None:
         statement = statement.where(Alert.escalated.is_(escalated))
+    if assignee is not None:
+        statement = statement.where(Alert.assigned_to == assignee)
+    if snoozed != "include":
+        # Snoozed now: until a time still ahead (the worker's clock clears those passed).
+        snoozed_now = and_(Alert.snoozed_until.is_not(None), Alert.snoozed_until > (now or func.now()))
+        statement = statement.where(snoozed_now if snoozed == "only" else ~snoozed_now)
     if after is not None:
         statement = statement.where(tuple_(_LEVEL_RANK, _ESCALATED_RANK, Alert.opened_at, Alert.id) > tuple_(*after))
     return statement.order_by(_LEVEL_RANK, _ESCALATED_RANK, Alert.opened_at, Alert.id)
@@ -411,14 +484,17 @@ class ActiveAlerts(NamedTuple):
     most_urgent: Alert
 
 
-async def active_summaries(session: AsyncSession, patient_ids: Collection[uuid.UUID]) -> dict[uuid.UUID, ActiveAlerts]:
+async def active_summaries(
+    session: AsyncSession, patient_ids: Collection[uuid.UUID], *, awake_at: datetime | None = None
+) -> dict[uuid.UUID, ActiveAlerts]:
+    """`awake_at`: leave out the alerts snoozed at that moment (the staff page's worklist hides
+    them, as the queue does)."""
     if not patient_ids:
         return {}
-    rows = await session.scalars(
-        select(Alert)
-        .where(Alert.patient_id.in_(patient_ids), Alert.status.in_(ACTIVE))
-        .order_by(Alert.patient_id, Alert.opened_at.desc(), Alert.id.desc())
-    )
+    statement = select(Alert).where(Alert.patient_id.in_(patient_ids), Alert.status.in_(ACTIVE))
+    if awake_at is not None:
+        statement = statement.where(or_(Alert.snoozed_until.is_(None), Alert.snoozed_until <= awake_at))
+    rows = await session.scalars(statement.order_by(Alert.patient_id, Alert.opened_at.desc(), Alert.id.desc()))
     found: dict[uuid.UUID, ActiveAlerts] = {}
     for alert in rows:  # newest first
         known = found.get(alert.patient_id)
@@ -443,36 +519,64 @@ async def active_of(session: AsyncSession, patient_id: uuid.UUID) -> list[Alert]
 
 
 # The events that changed an alert's story, oldest first: every event but the `changed` ones
-# where neither level nor status moved (another breaching reading landing on the alert; the
-# evidence tells those). Read on the (patient_id, id) index, compared with the event before it
-# in the database, so a long-lived alert's hundreds of events never leave it.
+# where neither level, status, assignment nor snooze moved (another breaching reading landing on
+# the alert, the evidence tells those; a comment, alert_comments tells those). Read on the
+# (patient_id, id) index, compared with the event before it in the database, so a long-lived
+# alert's hundreds of events never leave it.
 _STORY = text(
     """
     select kind, at, level, status, previous_level, previous_status, value, unit,
-           acknowledged_by, resolved_by, note, outcome
+           acknowledged_by, resolved_by, note, outcome,
+           assigned_to, assigned_to_name, assigned_by, cast(assigned_at as timestamptz) as assigned_at,
+           assigned_at is distinct from previous_assigned_at as assignment_changed,
+           cast(snoozed_until as timestamptz) as snoozed_until, snoozed_by, snoozed_by_name, snooze_reason,
+           woken_by, woken_by_name,
+           snoozed_at is distinct from previous_snoozed_at and snoozed_until is not null as snoozed,
+           snoozed_until is null and previous_snoozed_until is not null as woke
     from (
         select e.id, e.kind, e.at,
                e.alert->>'level' as level, e.alert->>'status' as status,
                lag(e.alert->>'level') over w as previous_level, lag(e.alert->>'status') over w as previous_status,
                cast(e.alert->>'value' as float8) as value, e.alert->>'unit' as unit,
                e.alert->>'acknowledged_by' as acknowledged_by, e.alert->>'resolved_by' as resolved_by,
-               e.alert->>'note' as note, e.alert->>'outcome' as outcome
+               e.alert->>'note' as note, e.alert->>'outcome' as outcome,
+               e.alert->>'assigned_to' as assigned_to, e.alert->>'assigned_to_name' as assigned_to_name,
+               e.alert->>'assigned_by' as assigned_by, e.alert->>'assigned_at' as assigned_at,
+               lag(e.alert->>'assigned_at') over w as previous_assigned_at,
+               e.alert->>'snoozed_until' as snoozed_until, e.alert->>'snoozed_at' as snoozed_at,
+               e.alert->>'snoozed_by' as snoozed_by, e.alert->>'snoozed_by_name' as snoozed_by_name,
+               e.alert->>'snooze_reason' as snooze_reason,
+               e.alert->>'woken_by' as woken_by, e.alert->>'woken_by_name' as woken_by_name,
+               lag(e.alert->>'snoozed_until') over w as previous_snoozed_until,
+               lag(e.alert->>'snoozed_at') over w as previous_snoozed_at
         from alert_events e
         where e.patient_id = :patient_id and e.alert_id = :alert_id
         window w as (order by e.id)
     ) as s
     where kind <> 'changed' or level is distinct from previous_level or status is distinct from previous_status
+       or assigned_at is distinct from previous_assigned_at or snoozed_at is distinct from previous_snoozed_at
+       or snoozed_until is distinct from previous_snoozed_until
     order by id
     """
 )
 
 
 async def story_events(session: AsyncSession, alert: Alert) -> list[Row[Any]]:
-    """The alert's events that opened, raised, acknowledged, escalated or resolved it, oldest
-    first, each with the alert's level and status before and after (rows with `kind`, `at`,
-    `level`, `status`, `previous_level`, `previous_status`, `value`, `unit`, `acknowledged_by`,
-    `resolved_by`, `note`, `outcome`)."""
+    """The alert's events that opened, raised, acknowledged, escalated, assigned, snoozed, woke
+    or resolved it, oldest first, each with the alert's level and status before and after (rows
+    with `kind`, `at`, `level`, `status`, `previous_level`, `previous_status`, `value`, `unit`,
+    `acknowledged_by`, `resolved_by`, `note`, `outcome`; the assignment as it then was with
+    `assignment_changed`; the snooze as it then was with `snoozed` (a new snooze) and `woke`)."""
     return list(await session.execute(_STORY, {"patient_id": alert.patient_id, "alert_id": alert.id}))
+
+
+# An alert's history tells its first comments; the list of comments pages through them all.
+COMMENTS_IN_HISTORY = 1000
+
+
+async def comment_steps(session: AsyncSession, alert_id: uuid.UUID) -> list[AlertComment]:
+    """The alert's first COMMENTS_IN_HISTORY comments, oldest first: for its history."""
+    return await comments_of(session, alert_id, after=None, limit=COMMENTS_IN_HISTORY)
 
 
 # The patient's active alerts that rest on one of `:ids` (found on the (patient_id, status)
@@ -497,7 +601,7 @@ _RESOLVE_UNSUPPORTED = text(
     """
     update alerts as a
     set status = 'resolved', resolved_by = 'system', resolved_by_name = 'rpm', resolved_at = :now,
-        note = :note, updated_at = :now
+        note = :note, snoozed_until = null, updated_at = :now
     where a.id = any(cast(:alert_ids as uuid[])) and a.status in ('open', 'acknowledged')
       and not exists (
         select from alert_observations e join observations o on o.id = e.observation_id
@@ -548,15 +652,34 @@ async def invalidated_among(
     return {oid: Invalidated(at, sub, name, reason) for oid, at, sub, name, reason in rows}
 
 
+async def snoozed_of(
+    session: AsyncSession, patient_ids: Collection[uuid.UUID], now: datetime
+) -> dict[uuid.UUID, tuple[int, datetime]]:
+    """The patients with active alerts snoozed at `now`: how many, and when the first wakes."""
+    if not patient_ids:
+        return {}
+    rows = await session.execute(
+        select(Alert.patient_id, func.count(), func.min(Alert.snoozed_until))
+        .where(Alert.patient_id.in_(list(patient_ids)), Alert.status.in_(ACTIVE), Alert.snoozed_until > now)
+        .group_by(Alert.patient_id)
+    )
+    return {patient_id: (count, first) for patient_id, count, first in rows if first is not None}
+
+
 async def out_of_hours_of(session: AsyncSession, patient_ids: Collection[uuid.UUID]) -> dict[uuid.UUID, str | None]:
-    """The patients with an active alert marked outside service hours: the name of the partner
-    organisation one of them is handed over to (None: not handed over)."""
+    """The patients with an active alert marked outside service hours or handed over (at
+    closing time): the name of the partner organisation one of them is handed over to (None:
+    not handed over)."""
     if not patient_ids:
         return {}
     rows = await session.execute(
         select(Alert.patient_id, func.max(Organisation.name))
         .outerjoin(Organisation, Organisation.id == Alert.handed_over_to)
-        .where(Alert.patient_id.in_(list(patient_ids)), Alert.status.in_(ACTIVE), Alert.outside_service_hours)
+        .where(
+            Alert.patient_id.in_(list(patient_ids)),
+            Alert.status.in_(ACTIVE),
+            or_(Alert.outside_service_hours, Alert.handed_over_to.is_not(None)),
+        )
         .group_by(Alert.patient_id)
     )
     return {patient_id: name for patient_id, name in rows}

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AliasChoices, AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 from rpm.alerts.models import AlertStatus, ResolutionOutcome
 
@@ -53,6 +53,24 @@ class AlertItem(BaseModel):
         default=None, validation_alias=AliasChoices("handed_over_to_orgnr", "handed_over_to")
     )
     handed_over_at: datetime | None = None
+    # The staff member working the alert (sub and name; null: nobody), and who last changed the
+    # assignment and when (on unassigning: who took it off). Only a staff member of an
+    # organisation that may see the patient is assigned (docs/staff-api.md).
+    assigned_to: str | None = None
+    assigned_to_name: str | None = None
+    assigned_by: str | None = None
+    assigned_at: datetime | None = None
+    # Snoozed until (null: not snoozed): out of the queue's default view, at most 24 hours;
+    # who snoozed it, when and why stay as the last snooze's after it ends.
+    snoozed_until: datetime | None = None
+    snoozed_at: datetime | None = None
+    snoozed_by: str | None = None
+    snoozed_by_name: str | None = None
+    snooze_reason: str | None = None
+    # Who woke the alert before its snooze ran out (null: it ran out, or the alert rose to red).
+    woken_by: str | None = None
+    woken_by_name: str | None = None
+    comments: int = 0  # how many comments staff wrote on the alert
 
     @field_validator("handed_over_to", mode="before")
     @classmethod
@@ -83,7 +101,18 @@ class AlertDetail(AlertItem):
     evidence: list[EvidenceItem] = Field(default_factory=list)
 
 
-HistoryKind = Literal["opened", "raised", "acknowledged", "escalated", "resolved"]
+HistoryKind = Literal[
+    "opened",
+    "raised",
+    "acknowledged",
+    "escalated",
+    "assigned",
+    "unassigned",
+    "snoozed",
+    "woke",
+    "commented",
+    "resolved",
+]
 
 
 class HistoryEntry(BaseModel):
@@ -99,6 +128,12 @@ class HistoryEntry(BaseModel):
     by_name: str | None = None
     note: str | None = None
     outcome: ResolutionOutcome | None = None
+    # assigned: to whom; snoozed: until when and why; commented: the comment.
+    assigned_to: str | None = None
+    assigned_to_name: str | None = None
+    until: datetime | None = None
+    reason: str | None = None
+    text: str | None = None
 
 
 class ResolveIn(BaseModel):
@@ -106,3 +141,41 @@ class ResolveIn(BaseModel):
 
     note: str = Field(min_length=1, max_length=4000)
     outcome: ResolutionOutcome | None = None
+
+
+class AssignIn(BaseModel):
+    """A staff member's `sub` (GET /api/v1/staff lists who may be assigned), or null to take the
+    alert off whoever has it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    assignee: str | None = Field(min_length=1, max_length=256)
+
+
+# The longest a snooze may last (docs/staff-api.md): by then somebody looks at the alert again.
+MAX_SNOOZE_HOURS = 24
+
+
+class SnoozeIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    until: AwareDatetime = Field(description=f"after now, at most {MAX_SNOOZE_HOURS} hours ahead")
+    reason: str = Field(min_length=1, max_length=500)
+
+
+class CommentIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    text: str = Field(min_length=1, max_length=4000)
+
+
+class CommentOut(BaseModel):
+    """A comment on an alert: who wrote it (sub and name), when, and what."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    at: datetime
+    by: str = Field(validation_alias=AliasChoices("by_sub", "by"))
+    by_name: str | None
+    text: str

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import datetime, timedelta
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
 
 from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -19,17 +19,30 @@ from rpm.access.staff import Staff
 from rpm.alerts import events, repository
 from rpm.alerts.breaches import Findings, fold_breaches
 from rpm.alerts.models import ACTIVE, Alert, AlertStatus, ResolutionOutcome
-from rpm.alerts.schemas import AlertDetail, AlertItem, EnteredInError, EvidenceItem, HistoryEntry, HistoryKind
+from rpm.alerts.schemas import (
+    MAX_SNOOZE_HOURS,
+    AlertDetail,
+    AlertItem,
+    CommentOut,
+    EnteredInError,
+    EvidenceItem,
+    HistoryEntry,
+    HistoryKind,
+)
 from rpm.audit.service import Actor, record
-from rpm.errors import Conflict, NotFound
+from rpm.errors import Conflict, InvalidInput, NotFound
 from rpm.organisations import repository as organisations_repository
 from rpm.organisations import service as organisations
 from rpm.organisations.service_hours import service_time_reached_any
+from rpm.staff import service as staff
 
 # How many of an alert's triggering Observations a queue item (and a stream event) lists, and
 # how many its detail view shows: the newest ones.
 ITEM_OBSERVATIONS = 50
 DETAIL_EVIDENCE = 500
+# The longest comment and snooze reason staff may write (alerts.schemas checks the same).
+COMMENT_LENGTH = 4000
+SNOOZE_REASON_LENGTH = 500
 
 
 def to_item(
@@ -94,11 +107,7 @@ async def _outside_service_hours(
     follow = await organisations.follow_ups(session, {p for _, p in became_red}, now, default_red_minutes=0.0)
     outside = {a: follow[p] for a, p in became_red if not follow[p].in_service(now)}
     marked = await repository.mark_outside_service_hours(session, {a: f.partner_id for a, f in outside.items()}, now)
-    for row in marked:
-        handed_over_by = outside[row.id].handed_over_by
-        if row.handed_over_now and handed_over_by is not None:
-            system = Actor(Staff(sub=SYSTEM_SUB, name=SYSTEM_NAME, hpr=None, orgnr=handed_over_by, roles=frozenset()))
-            await record(session, system, "hand-over", "Alert", str(row.id), [row.patient_id])
+    await _record_hand_overs(session, marked, outside)
     return {
         row.id: {
             "outside_service_hours": row.outside_service_hours,
@@ -108,6 +117,41 @@ async def _outside_service_hours(
         }
         for row in marked
     }
+
+
+async def _record_hand_overs(
+    session: AsyncSession, rows: Sequence[Row[Any]], follow: dict[uuid.UUID, organisations.FollowUp]
+) -> None:
+    """An audit record of each alert handed over now (rows of mark_outside_service_hours), in
+    the name of the care-team organisation naming the partner (`follow`: by alert id)."""
+    for row in rows:
+        handed_over_by = follow[row.id].handed_over_by
+        if row.handed_over_now and handed_over_by is not None:
+            system = Actor(Staff(sub=SYSTEM_SUB, name=SYSTEM_NAME, hpr=None, orgnr=handed_over_by, roles=frozenset()))
+            await record(session, system, "hand-over", "Alert", str(row.id), [row.patient_id])
+
+
+async def hand_over_at_closing(session: AsyncSession, now: datetime) -> int:
+    """Hand the red alerts nobody has acknowledged as red over to the out-of-hours partner
+    once the service has closed (docs/rules.md, "Service hours"): a red alert raised at 15:25
+    must not wait unseen until the morning. Not marked outside service hours (it was raised in
+    them); audited and announced as `changed`. For the worker's clock; safe when several
+    workers run it at once. Returns how many were handed over."""
+    unattended = await repository.unattended_red(session)
+    if not unattended:
+        return 0
+    follow = await organisations.follow_ups(session, {p for _, p in unattended}, now, default_red_minutes=0.0)
+    closed = {a: follow[p] for a, p in unattended if follow[p].partner_id is not None and not follow[p].in_service(now)}
+    handed = [
+        row
+        for row in await repository.mark_outside_service_hours(
+            session, {a: f.partner_id for a, f in closed.items()}, now, mark=False
+        )
+        if row.handed_over_now
+    ]
+    await _record_hand_overs(session, handed, closed)
+    await _emit(session, [("changed", row.id) for row in handed], now)
+    return len(handed)
 
 
 async def land_findings(session: AsyncSession, findings: Findings, now: datetime) -> list[str]:
@@ -160,11 +204,8 @@ async def escalate(session: AsyncSession, now: datetime, red_after: timedelta, y
     for c in candidates:
         hours = follow[c.patient_id].hours
         red_budget = timedelta(minutes=follow[c.patient_id].red_minutes)
-        if (
-            c.red_unacknowledged and service_time_reached_any(hours, c.raised_at, red_budget, now) is not None
-        ) or (
-            c.status == AlertStatus.open
-            and service_time_reached_any(hours, c.opened_at, yellow_after, now) is not None
+        if (c.red_unacknowledged and service_time_reached_any(hours, c.raised_at, red_budget, now) is not None) or (
+            c.status == AlertStatus.open and service_time_reached_any(hours, c.opened_at, yellow_after, now) is not None
         ):
             due.append(c.id)
     escalated = await repository.mark_escalated(session, due, now)
@@ -184,6 +225,10 @@ async def _visible_alert(
     return alert
 
 
+# The queue's view of snoozed alerts: left out (the default), only them, or both.
+SnoozedFilter = Literal["hide", "only", "include"]
+
+
 async def queue(
     session: AsyncSession,
     actor: Actor,
@@ -193,10 +238,15 @@ async def queue(
     patient_id: uuid.UUID | None = None,
     organisation: str | None = None,
     escalated: bool | None = None,
+    assignee: str | None = None,
+    snoozed: SnoozedFilter = "hide",
+    now: datetime | None = None,
     after: tuple[int, int, datetime, uuid.UUID] | None = None,
     limit: int = 50,
 ) -> list[AlertItem]:
-    """The alert queue.
+    """The alert queue. `assignee`: only the alerts assigned to this staff member (a sub);
+    `snoozed`: "hide" leaves out the alerts snoozed at `now` (default: the current time),
+    "only" shows only those, "include" shows both.
 
     Returns up to `limit` + 1: the last one, when there, only tells the page there is more;
     it is neither shown nor audited."""
@@ -208,6 +258,9 @@ async def queue(
         patient_id=patient_id,
         organisation_patients=followed_patient_ids(organisation, today) if organisation else None,
         escalated=escalated,
+        assignee=assignee,
+        snoozed=snoozed,
+        now=now or datetime.now(UTC),
         after=after,
     ).limit(limit + 1)
     found = list(await session.scalars(statement))
@@ -247,13 +300,29 @@ async def detail(session: AsyncSession, actor: Actor, alert_id: uuid.UUID) -> Al
     return detail
 
 
-_STEP_ORDER: dict[str, int] = {"opened": 0, "raised": 1, "acknowledged": 2, "escalated": 3, "resolved": 4}
+# Steps of one moment, in the order they happened: a rise to red wakes a snoozed alert;
+# snoozing an open alert acknowledges it first.
+_STEP_ORDER: dict[str, int] = {
+    "opened": 0,
+    "raised": 1,
+    "woke": 2,
+    "acknowledged": 3,
+    "snoozed": 4,
+    "escalated": 5,
+    "assigned": 6,
+    "unassigned": 6,
+    "commented": 7,
+    "resolved": 8,
+}
 
 
-def _steps_of_events(alert: Alert, rows: Sequence[Row[Any]]) -> list[HistoryEntry]:
+def _steps_of_events(alert: Alert, rows: Sequence[Row[Any]], names: dict[str | None, str | None]) -> list[HistoryEntry]:
     """The story the stored events tell: `changed` is "raised" where the level went from
-    yellow to red and "acknowledged" where the status became acknowledged."""
-    names = {alert.acknowledged_by: alert.acknowledged_by_name, alert.resolved_by: alert.resolved_by_name}
+    yellow to red, "acknowledged" where the status became acknowledged, "assigned" or
+    "unassigned" where the assignment changed, "snoozed" where a snooze began (or was
+    replaced) and "woke" where one ended before its time was passed on. `names`: staff
+    members' names by sub, for those the events do not name."""
+    names = names | {alert.acknowledged_by: alert.acknowledged_by_name, alert.resolved_by: alert.resolved_by_name}
     steps: list[HistoryEntry] = []
     for row in rows:
         kinds: list[HistoryKind] = []
@@ -262,15 +331,32 @@ def _steps_of_events(alert: Alert, rows: Sequence[Row[Any]]) -> list[HistoryEntr
         else:
             if row.previous_level == "yellow" and row.level == "red":
                 kinds.append("raised")
+            if row.woke:
+                kinds.append("woke")
             if row.status == AlertStatus.acknowledged and row.previous_status != AlertStatus.acknowledged:
                 kinds.append("acknowledged")
+            if row.snoozed:
+                kinds.append("snoozed")
+            if row.assignment_changed and row.assigned_at is not None:
+                kinds.append("assigned" if row.assigned_to is not None else "unassigned")
         for kind in kinds:
-            by = row.acknowledged_by if kind == "acknowledged" else row.resolved_by if kind == "resolved" else None
+            by = {
+                "acknowledged": row.acknowledged_by,
+                "resolved": row.resolved_by,
+                "snoozed": row.snoozed_by,
+                "assigned": row.assigned_by,
+                "unassigned": row.assigned_by,
+                "woke": row.woken_by,
+            }.get(kind)
             step = HistoryEntry(kind=kind, at=row.at, level=row.level, value=row.value, unit=row.unit, by=by)
             if by is not None:
-                step.by_name = names.get(by)
+                step.by_name = {"snoozed": row.snoozed_by_name, "woke": row.woken_by_name}.get(kind) or names.get(by)
             if kind == "resolved":
                 step.note, step.outcome = row.note, row.outcome
+            elif kind == "assigned":
+                step.assigned_to, step.assigned_to_name = row.assigned_to, row.assigned_to_name
+            elif kind == "snoozed":
+                step.until, step.reason = row.snoozed_until, row.snooze_reason
             steps.append(step)
     return steps
 
@@ -314,13 +400,30 @@ def _steps_of_columns(alert: Alert, known: set[str]) -> list[HistoryEntry]:
 
 async def history(session: AsyncSession, actor: Actor, alert_id: uuid.UUID) -> list[HistoryEntry]:
     """What happened to the alert, oldest first: opened, raised (yellow to red), acknowledged,
-    escalated, resolved, with who and when. The stored alert events tell it; where they are
-    missing (data loaded without events) the alert's own columns fill in the steps they record."""
+    escalated, assigned and unassigned, snoozed and woke, commented, resolved, with who and
+    when. The stored alert events tell it, and the comments; where events are missing (data
+    loaded without them) the alert's own columns fill in the steps they record."""
     alert = await _visible_alert(session, actor, alert_id)
-    steps = _steps_of_events(alert, await repository.story_events(session, alert))
+    rows = await repository.story_events(session, alert)
+    assigners = {row.assigned_by for row in rows if row.assignment_changed and row.assigned_by is not None}
+    names: dict[str | None, str | None] = {
+        sub: name for sub, name in (await staff.names_of(session, assigners)).items()
+    }
+    steps = _steps_of_events(alert, rows, names)
     steps += _steps_of_columns(alert, {step.kind for step in steps})
+    # A comment records no level of its own: the alert's level now.
+    level: Literal["yellow", "red"] = "red" if alert.level == "red" else "yellow"
+    steps += [
+        HistoryEntry(kind="commented", at=c.at, level=level, by=c.by_sub, by_name=c.by_name, text=c.text)
+        for c in await repository.comment_steps(session, alert.id)
+    ]
     await record(session, actor, "read", "AlertHistory", str(alert.id), [alert.patient_id])
     return sorted(steps, key=lambda step: (step.at, _STEP_ORDER[step.kind]))
+
+
+def _seen_before_red(alert: Alert) -> bool:
+    """A red alert acknowledged while it was yellow: nobody has acknowledged it as red."""
+    return alert.level == "red" and alert.acknowledged_at is not None and alert.acknowledged_at < alert.raised_at
 
 
 async def acknowledge(session: AsyncSession, actor: Actor, alert_id: uuid.UUID, now: datetime) -> AlertItem:
@@ -330,10 +433,7 @@ async def acknowledge(session: AsyncSession, actor: Actor, alert_id: uuid.UUID, 
     alert = await _visible_alert(session, actor, alert_id, for_update=True)
     if alert.status == AlertStatus.resolved:
         raise Conflict("alert_resolved", "the alert is already resolved")
-    seen_before_red = (
-        alert.level == "red" and alert.acknowledged_at is not None and alert.acknowledged_at < alert.raised_at
-    )
-    if alert.status == AlertStatus.open or seen_before_red:
+    if alert.status == AlertStatus.open or _seen_before_red(alert):
         alert.status, alert.acknowledged_at, alert.updated_at = AlertStatus.acknowledged, now, now
         alert.acknowledged_by, alert.acknowledged_by_name = actor.staff.sub, actor.staff.name
         await session.flush()
@@ -356,10 +456,152 @@ async def resolve(
     alert.status, alert.resolved_at, alert.updated_at = AlertStatus.resolved, now, now
     alert.note, alert.outcome = note, outcome
     alert.resolved_by, alert.resolved_by_name = actor.staff.sub, actor.staff.name
+    alert.snoozed_until = None  # a resolved alert is never snoozed: nothing is left to wake
     await session.flush()
     await record(session, actor, "resolve", "Alert", str(alert.id), [alert.patient_id])
     await _emit(session, [("resolved", alert.id)], now)
     return (await items(session, [alert]))[0]
+
+
+# -- working an alert: assignment, comments, snooze -------------------------------------
+
+
+async def _require_working(session: AsyncSession, actor: Actor, alert: Alert) -> None:
+    """Assigning, snoozing and waking are for the patient's care team, and for the out-of-hours
+    partner on the alerts handed over to it only: 403 `care_team_only` for the partner on the
+    patient's other alerts (it sees them while one is handed over, but they stay the care
+    team's: a snooze of theirs would hide one from the care team's queue)."""
+    if alert.handed_over_to is not None:
+        partner = (await _partners_of(session, [alert])).get(alert.handed_over_to)
+        if partner == actor.staff.orgnr:
+            return
+    await access.require_care_team(session, actor.staff, alert.patient_id)
+
+
+def _fit_text(value: str, longest: int) -> bool:
+    """A staff member's text as it may be stored: not blank, at most `longest` characters, no
+    NUL (the API's schemas check the same; the staff page calls the service directly)."""
+    return bool(value.strip()) and len(value) <= longest and "\x00" not in value
+
+
+async def assign(
+    session: AsyncSession, actor: Actor, alert_id: uuid.UUID, assignee: str | None, now: datetime
+) -> AlertItem:
+    """Give the alert to a staff member (`assignee`: their sub), or take it off whoever has it
+    (None). Only a staff member the service knows, of an organisation that may see the patient
+    (its care team today, or the out-of-hours partner of an alert handed over), may be given
+    it: else 422 `unknown_staff_member`. 404 for an alert the caller may not see, 409
+    `alert_resolved` for a resolved one. The same assignment again changes nothing (no event,
+    no audit record). Audited as "assign"; one `changed` event."""
+    alert = await _visible_alert(session, actor, alert_id, for_update=True)
+    if alert.status == AlertStatus.resolved:
+        raise Conflict("alert_resolved", "the alert is already resolved")
+    await _require_working(session, actor, alert)
+    if assignee == alert.assigned_to:
+        return (await items(session, [alert]))[0]
+    name = None
+    if assignee is not None:
+        partner = (await _partners_of(session, [alert])).get(alert.handed_over_to) if alert.handed_over_to else None
+        member = (
+            None if "\x00" in assignee else await staff.may_be_assigned(session, assignee, alert.patient_id, partner)
+        )
+        if member is None:
+            raise InvalidInput(
+                "unknown_staff_member", "assignee: no staff member of an organisation that may see the patient"
+            )
+        name = member.name
+    # On unassigning, `assigned_by` and `assigned_at` tell who took it off, and when.
+    alert.assigned_to, alert.assigned_to_name = assignee, name
+    alert.assigned_by, alert.assigned_at, alert.updated_at = actor.staff.sub, now, now
+    await session.flush()
+    await record(session, actor, "assign", "Alert", str(alert.id), [alert.patient_id])
+    await _emit(session, [("changed", alert.id)], now)
+    return (await items(session, [alert]))[0]
+
+
+async def comment(session: AsyncSession, actor: Actor, alert_id: uuid.UUID, text: str, now: datetime) -> CommentOut:
+    """Add a comment (1 to 4000 characters) to the alert, whatever its status: a resolved one
+    can still be commented on. Counted in the alert's `comments`; audited as "comment"; one
+    `changed` event."""
+    if not _fit_text(text, COMMENT_LENGTH):
+        raise InvalidInput("invalid_comment", f"text: 1 to {COMMENT_LENGTH} characters, not only blanks")
+    # Locked, so that two comments at once both count.
+    alert = await _visible_alert(session, actor, alert_id, for_update=True)
+    added = await repository.add_comment(session, alert, actor.staff, text, now)
+    await record(session, actor, "comment", "Alert", str(alert.id), [alert.patient_id])
+    await _emit(session, [("changed", alert.id)], now)
+    return CommentOut.model_validate(added)
+
+
+async def comments_of(
+    session: AsyncSession, actor: Actor, alert_id: uuid.UUID, *, after: int | None = None, limit: int = 50
+) -> list[CommentOut]:
+    """The alert's comments, oldest first, after the comment `after` (its id). Audited as a
+    "read" of AlertComment.
+
+    Returns up to `limit` + 1: the last one, when there, only tells the page there is more;
+    it is neither shown nor audited."""
+    alert = await _visible_alert(session, actor, alert_id)
+    found = await repository.comments_of(session, alert.id, after=after, limit=limit + 1)
+    await record(session, actor, "read", "AlertComment", str(alert.id), [alert.patient_id])
+    return [CommentOut.model_validate(c) for c in found]
+
+
+async def snooze(
+    session: AsyncSession, actor: Actor, alert_id: uuid.UUID, until: datetime, reason: str, now: datetime
+) -> AlertItem:
+    """Leave the alert out of the queue's default view until `until`, after now and at most 24
+    hours ahead (else 422 `invalid_snooze`), with a reason (1 to 500 characters). Who snoozes
+    has seen the alert: an open one (or a red one acknowledged only while it was yellow) is
+    acknowledged too, by the same person at the same moment. Snoozing again replaces the
+    snooze. 409 `alert_resolved` for a resolved alert. The snooze ends at `until` (the
+    worker's clock: wake_due), when staff wake it, or when the alert rises to red. Audited as
+    "snooze" (and "acknowledge" when it acknowledged); one `changed` event."""
+    if not _fit_text(reason, SNOOZE_REASON_LENGTH):
+        raise InvalidInput("invalid_snooze", f"reason: 1 to {SNOOZE_REASON_LENGTH} characters, not only blanks")
+    if until.tzinfo is None or not now < until <= now + timedelta(hours=MAX_SNOOZE_HOURS):
+        raise InvalidInput("invalid_snooze", f"until: a time after now and at most {MAX_SNOOZE_HOURS} hours ahead")
+    alert = await _visible_alert(session, actor, alert_id, for_update=True)
+    if alert.status == AlertStatus.resolved:
+        raise Conflict("alert_resolved", "the alert is already resolved")
+    await _require_working(session, actor, alert)
+    acknowledges = alert.status == AlertStatus.open or _seen_before_red(alert)
+    if acknowledges:
+        alert.status, alert.acknowledged_at = AlertStatus.acknowledged, now
+        alert.acknowledged_by, alert.acknowledged_by_name = actor.staff.sub, actor.staff.name
+    alert.snoozed_until, alert.snoozed_at, alert.snooze_reason = until, now, reason
+    alert.woken_by = alert.woken_by_name = None
+    alert.snoozed_by, alert.snoozed_by_name, alert.updated_at = actor.staff.sub, actor.staff.name, now
+    await session.flush()
+    await record(session, actor, "snooze", "Alert", str(alert.id), [alert.patient_id])
+    if acknowledges:
+        await record(session, actor, "acknowledge", "Alert", str(alert.id), [alert.patient_id])
+    await _emit(session, [("changed", alert.id)], now)
+    return (await items(session, [alert]))[0]
+
+
+async def wake(session: AsyncSession, actor: Actor, alert_id: uuid.UUID, now: datetime) -> AlertItem:
+    """End the alert's snooze now (staff waking it early). An alert not snoozed (a resolved one
+    never is) is left as it is: no event, no audit record. Audited as "wake"; one `changed`
+    event."""
+    alert = await _visible_alert(session, actor, alert_id, for_update=True)
+    await _require_working(session, actor, alert)
+    if alert.snoozed_until is not None:
+        alert.snoozed_until, alert.updated_at = None, now
+        alert.woken_by, alert.woken_by_name = actor.staff.sub, actor.staff.name
+        await session.flush()
+        await record(session, actor, "wake", "Alert", str(alert.id), [alert.patient_id])
+        await _emit(session, [("changed", alert.id)], now)
+    return (await items(session, [alert]))[0]
+
+
+async def wake_due(session: AsyncSession, now: datetime) -> int:
+    """The worker's clock: end every snooze whose time has come (`snoozed_until` <= now), one
+    `changed` event each. Safe when several workers run it at once: each alert wakes once. Not
+    audited, like escalation: nobody acted. Returns how many woke."""
+    woke = await repository.wake_due(session, now)
+    await _emit(session, [("changed", alert_id) for alert_id in woke], now)
+    return len(woke)
 
 
 # -- readings entered in error -----------------------------------------------------------

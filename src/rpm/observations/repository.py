@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -274,6 +274,17 @@ async def derived_from(session: AsyncSession, observation_ids: Collection[uuid.U
     return sorted(await session.scalars(_DERIVED, {"ids": list(observation_ids)}))
 
 
+async def derived_closure(session: AsyncSession, observation_id: uuid.UUID) -> list[uuid.UUID]:
+    """Every valid Observation derived from this one, at any remove, nearest first: a panel's
+    pulse, then the NEWS2 score that scored the pulse."""
+    marked = [observation_id]
+    found = await derived_from(session, marked)
+    while found:
+        marked += [oid for oid in found if oid not in marked]
+        found = [oid for oid in await derived_from(session, found) if oid not in marked]
+    return marked[1:]
+
+
 async def mark_invalidated(
     session: AsyncSession,
     observation_ids: Collection[uuid.UUID],
@@ -281,10 +292,11 @@ async def mark_invalidated(
     at: datetime,
     by_sub: str,
     by_name: str | None,
-    reason: str,
+    reason_of: Callable[[Observation], str],
 ) -> list[Observation]:
-    """Mark the Observations entered in error: the columns, and the status of the stored FHIR
-    resource (everything else in it kept, key order too). Returns them, locked, by id."""
+    """Mark the Observations entered in error, each with its reason: the columns, and the status
+    of the stored FHIR resource (everything else in it kept, key order too). Returns them,
+    locked, by id."""
     found = list(
         await session.scalars(
             select(Observation)
@@ -295,7 +307,7 @@ async def mark_invalidated(
         )
     )
     for observation in found:
-        observation.invalidated_at, observation.invalidation_reason = at, reason
+        observation.invalidated_at, observation.invalidation_reason = at, reason_of(observation)
         observation.invalidated_by_sub, observation.invalidated_by_name = by_sub, by_name
         # A new dict: the column is plain `json`, whose changes in place are not tracked.
         observation.resource = {**observation.resource, "status": ENTERED_IN_ERROR}

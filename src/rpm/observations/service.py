@@ -22,6 +22,9 @@ from rpm.observations.schemas import EnteredInErrorOut
 
 log = logging.getLogger("rpm.ingest")
 
+# The reason a NEWS2 score carries when it is marked with one of the readings it scored.
+INPUT_IN_ERROR = "an input reading was entered in error: "
+
 
 async def read_observation(session: AsyncSession, actor: Actor, observation_id: uuid.UUID) -> dict[str, Any]:
     observation = await repository.by_id(session, observation_id)
@@ -85,10 +88,13 @@ async def invalidate(
     on (an invalid reading is no measurement done either).
 
     What was derived from it goes with it: a blood-pressure panel's pulse (the same cuff
-    measurement; the pulse alone can be marked without the panel) and a NEWS2 score that
-    scored it, found by their `derivedFrom`. The score is not computed again without it.
-    Then the patient's active alerts that rested on these readings are judged again
-    (rpm.alerts.service.resolve_entered_in_error).
+    measurement, with the same reason; the pulse alone can be marked without the panel) and a
+    NEWS2 score that scored it, found by their `derivedFrom`, with the reason "an input reading
+    was entered in error: ..." (a score is no measurement of its own: it stands or falls with
+    its readings). The score is not computed again without it. Then the patient's active
+    alerts that rested on these readings are judged again
+    (rpm.alerts.service.resolve_entered_in_error): a NEWS2 alert whose every score is now
+    invalid is resolved.
 
     404 for an Observation the caller may not see; 409 `already_invalidated` when it was
     marked before. One audit record per Observation marked."""
@@ -98,13 +104,15 @@ async def invalidate(
     await access.require_care_team(session, actor.staff, observation.patient_id)
     if observation.invalidated_at is not None:
         raise Conflict("already_invalidated", "the reading is already marked entered in error")
-    marked = [observation_id]
-    found = await repository.derived_from(session, marked)
-    while found:  # a panel's pulse, then the NEWS2 score that scored the pulse
-        marked += [oid for oid in found if oid not in marked]
-        found = [oid for oid in await repository.derived_from(session, found) if oid not in marked]
+    marked = [observation_id, *await repository.derived_closure(session, observation_id)]
+
+    def reason_of(found: Observation) -> str:
+        # What the service derived (no device: a NEWS2 score) fell with its input; the reading
+        # marked, and a panel's pulse (the same cuff measurement), carry the reason as written.
+        return reason if found.id == observation_id or found.device_id is not None else INPUT_IN_ERROR + reason
+
     await repository.mark_invalidated(
-        session, marked, at=now, by_sub=actor.staff.sub, by_name=actor.staff.name, reason=reason
+        session, marked, at=now, by_sub=actor.staff.sub, by_name=actor.staff.name, reason_of=reason_of
     )
     for oid in marked:
         await record(session, actor, "invalidate", "Observation", str(oid), [observation.patient_id])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 from sqlalchemy import delete, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -136,7 +136,7 @@ _KEYED = f"""
             min(a.opened_at) filter (where a.status = 'open' and a.level = 'yellow' and a.rule not like 'missing:%')
                 as yellow_since,
             min(a.opened_at) filter (where a.status = 'open' and a.rule like 'missing:%') as missing_since
-        from alerts a where a.patient_id = p.id and a.status in ('open', 'acknowledged')
+        from alerts a where a.patient_id = p.id and a.status in ('open', 'acknowledged') {{alert_filter}}
     ) as al
     left join lateral (
         select bool_or({OVERDUE}) as overdue
@@ -165,6 +165,11 @@ _ORDERS: dict[str, tuple[tuple[str, ...], bool]] = {
 }
 PRIORITY_RANK = {"red": 0, "yellow": 1, "missing": 2, "green": 3}
 
+# Snoozed: an active alert snoozed until a time still ahead (the worker's clock clears those
+# passed), as the alert queue reads it (rpm.alerts.repository.queue_statement).
+_AWAKE = "and ({alias}.snoozed_until is null or {alias}.snoozed_until <= :now)"
+_ACTIVE_ALERT_OF_P = "select 1 from alerts s where s.patient_id = p.id and s.status in ('open', 'acknowledged')"
+
 
 class WorklistKey(NamedTuple):
     """A patient's place on the worklist."""
@@ -190,8 +195,15 @@ async def worklist_page(
     condition: str | None = None,
     priority: str | None = None,
     organisation: str | None = None,
+    snoozed: Literal["hide", "include", "only"] = "include",
+    assignee: str | None = None,
 ) -> list[WorklistKey]:
-    """The caller's patients in worklist order, from after the keyset position `after`."""
+    """The caller's patients in worklist order, from after the keyset position `after`.
+
+    `snoozed`: "hide" leaves the alerts snoozed at `now` out of the priority (a patient whose
+    only alert is snoozed sorts as if it were not there), "only" keeps only the patients with
+    such an alert; `assignee`: only the patients with an active alert assigned to that staff
+    member (not snoozed, when they are hidden)."""
     columns, backwards = _ORDERS[sort]
     filters: list[str] = []
     params: dict[str, Any] = {}
@@ -204,11 +216,18 @@ async def worklist_page(
     if organisation is not None:
         filters.append(f"and p.id in ({_VISIBLE.format(orgnr=':organisation')})")
         params["organisation"] = organisation
+    if snoozed == "only":
+        filters.append(f"and exists ({_ACTIVE_ALERT_OF_P} and s.snoozed_until > :now)")
+    if assignee is not None:
+        awake = _AWAKE.format(alias="s") if snoozed == "hide" else ""
+        filters.append(f"and exists ({_ACTIVE_ALERT_OF_P} and s.assigned_to = :assignee {awake})")
+        params["assignee"] = assignee
     with_last = sort.endswith("last_reading")
     keyed = _KEYED.format(
         last_column=", newest.at as last_reading_at" if with_last else ", null::timestamptz as last_reading_at",
         last_join=_LAST_READING if with_last else "",
         filters=" ".join(filters),
+        alert_filter=_AWAKE.format(alias="a") if snoozed == "hide" else "",
     )
     outer = []
     if priority is not None:

@@ -157,6 +157,11 @@ class NewestAlert(BaseModel):
     value: float | None
     unit: str | None
     action: str | None = None  # the self-management plan's action at the alert's level
+    # Who works the alert (sub and name; null: nobody), and until when it is snoozed (null: not
+    # snoozed; a time passed: the worker's clock has yet to end the snooze).
+    assigned_to: str | None = None
+    assigned_to_name: str | None = None
+    snoozed_until: datetime | None = None
 
 
 class PatientSummary(PatientOut):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -233,10 +233,15 @@ async def worklist(
     condition: str | None = None,
     priority: Priority | None = None,
     organisation: str | None = None,
+    snoozed: Literal["hide", "include", "only"] = "include",
+    assignee: str | None = None,
 ) -> list[tuple[repository.WorklistKey, PatientSummary]]:
     """The caller's patients, each with their alerts, plan and adherence, in worklist order,
     with the key that placed them there (a page's cursor is made of it: the summary is read a
-    moment later and a reading may have arrived in between).
+    moment later and a reading may have arrived in between). `snoozed` "hide": the alerts
+    snoozed at `now` count for nothing (neither priority nor summary), as in the alert queue;
+    "only": only patients with such an alert. `assignee`: only patients with an active alert
+    assigned to that staff member (a sub).
 
     Returns up to `limit` + 1: the last one, when there, only tells the page there is more;
     it is neither shown nor audited."""
@@ -253,10 +258,12 @@ async def worklist(
         condition=condition,
         priority=priority,
         organisation=organisation,
+        snoozed=snoozed,
+        assignee=assignee,
     )
     ids = [k.id for k in keys]
     patients = {p.id: p for p in await repository.full_many(session, ids)}
-    active = await alerts.active_summaries(session, ids)
+    active = await alerts.active_summaries(session, ids, awake_at=now if snoozed == "hide" else None)
     newest = (
         {k.id: k.last_reading_at for k in keys if k.last_reading_at}
         if sort.endswith("last_reading")

@@ -94,6 +94,11 @@ def subscore_code(parameter: str, spo2_scale: int = 1) -> str:
 # score is a lower bound, alerting on three or more never overstates.
 MINIMUM_PARAMETERS = 3
 
+# The total's levels as bands (rules.bands: a value above a band's `high` leaves it): 0-4 green,
+# 5-6 yellow, 7 or more red. What a chart of the scores draws behind them; `News2Score.level`
+# also makes a total under 5 yellow when one parameter scores 3, which no band of the total says.
+TOTAL_BANDS: dict[str, dict[str, float]] = {"yellow": {"high": 4}, "red": {"high": 6}}
+
 # Issue 11's default: readings further apart than this are not one set of observations.
 DEFAULT_WINDOW = timedelta(hours=1)
 

@@ -7,10 +7,11 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import text
+from sqlalchemy import select, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from rpm.observations.models import Observation
 from rpm.trends.buckets import OSLO
 
 
@@ -63,6 +64,41 @@ class LatestScore(NamedTuple):
 async def latest_score(session: AsyncSession, patient_id: uuid.UUID, code: str) -> LatestScore | None:
     row = (await session.execute(_LATEST_SCORE, {"patient_id": patient_id, "code": code})).first()
     return LatestScore(*row) if row is not None else None
+
+
+# The patient's scores of a period, on the (patient, code, time) index.
+_SCORES = text(
+    """
+    select o.id, o.effective_at, o.value, o.resource from observations o
+    where o.patient_id = :patient_id and o.code = :code and o.effective_at >= :start and o.effective_at < :end
+        and o.invalidated_at is null
+    order by o.effective_at, o.id
+    limit :limit
+    """
+)
+
+
+async def scores(
+    session: AsyncSession, patient_id: uuid.UUID, code: str, start: datetime, end: datetime, limit: int
+) -> list[LatestScore]:
+    """The patient's scores of `code` taken in [start, end), oldest first, at most `limit`."""
+    rows = await session.execute(
+        _SCORES, {"patient_id": patient_id, "code": code, "start": start, "end": end, "limit": limit}
+    )
+    return [LatestScore(*r) for r in rows]
+
+
+async def observations_of(
+    session: AsyncSession, patient_id: uuid.UUID, ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, Observation]:
+    """The patient's Observations with these ids, entered in error or not (another patient's
+    are left out), by id."""
+    if not ids:
+        return {}
+    found = await session.scalars(
+        select(Observation).where(Observation.patient_id == patient_id, Observation.id.in_(list(ids)))
+    )
+    return {o.id: o for o in found}
 
 
 class Point(NamedTuple):

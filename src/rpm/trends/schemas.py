@@ -9,7 +9,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from rpm.alerts.models import AlertStatus
-from rpm.alerts.schemas import AlertItem, EvidenceItem
+from rpm.alerts.schemas import AlertItem, EnteredInError, EvidenceItem
 from rpm.patients.schemas import Adherence, PatientOut, PlanStatus
 from rpm.rules.schemas import EffectiveThresholdsOut
 
@@ -43,8 +43,9 @@ class Sparkline(BaseModel):
 
 
 class LatestScore(BaseModel):
-    """The newest NEWS2 score (rules.md): its total and level, each parameter's points, and the
-    parameters it left out (not measured in its window, or not reported by the devices)."""
+    """A NEWS2 score (rules.md), the newest on the dashboard: its total and level, each
+    parameter's points, and the parameters it left out (not measured in its window, or not
+    reported by the devices)."""
 
     observation: str  # Observation/<id>
     effective_at: datetime
@@ -129,3 +130,28 @@ class ReadingPoint(BaseModel):
     code: str
     effective_at: datetime
     value: float
+
+
+class StoredReading(BaseModel):
+    """One stored Observation as the course shows it, valid or entered in error."""
+
+    observation: str  # Observation/<id>
+    code: str
+    effective_at: datetime
+    value: float | None
+    components: dict[str, float] | None  # a panel's values by component code
+    unit: str
+    derived: bool  # made by the service from readings (a NEWS2 score), not by a device
+    entered_in_error: EnteredInError | None = None
+
+
+class ObservationDetail(BaseModel):
+    """One of a patient's Observations with what hangs on it: for a NEWS2 score its parts and
+    the readings it scored (its `derivedFrom`); for any, the valid Observations that marking it
+    entered in error would mark with it (a panel's pulse, a NEWS2 score that scored it)."""
+
+    patient: uuid.UUID
+    reading: StoredReading
+    score: LatestScore | None = None
+    inputs: list[StoredReading] = Field(default_factory=list)  # in the score's order
+    derived: list[StoredReading] = Field(default_factory=list)  # oldest first

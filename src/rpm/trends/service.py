@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -12,14 +13,16 @@ from rpm.access import service as access
 from rpm.alerts import repository as alerts_repository
 from rpm.alerts import service as alerts
 from rpm.alerts.models import AlertStatus
-from rpm.alerts.schemas import EvidenceItem
+from rpm.alerts.schemas import EnteredInError, EvidenceItem
 from rpm.audit.service import Actor, record
 from rpm.errors import InvalidInput, NotFound
 from rpm.fhir.codes import CODES_BY_LOINC, READING_TYPE_OF_CODE, READING_TYPES
 from rpm.fhir.news2 import score_of_resource
+from rpm.observations import repository as observations
+from rpm.observations.models import Observation
 from rpm.patients import repository as patients
 from rpm.patients import service as patient_service
-from rpm.rules import news2
+from rpm.rules import early_warning, news2
 from rpm.rules import repository as rules
 from rpm.rules.models import ThresholdOverride
 from rpm.rules.schemas import EffectiveThresholdsOut
@@ -35,9 +38,11 @@ from rpm.trends.schemas import (
     Dashboard,
     LatestScore,
     LatestValue,
+    ObservationDetail,
     ReadingPoint,
     Sparkline,
     SparkPoint,
+    StoredReading,
     Trend,
     TrendBucket,
     TrendSeries,
@@ -49,14 +54,23 @@ MAX_READINGS = 10_000  # raw readings in one trend
 MAX_MARKS = 5_000  # alerts' triggering readings in one period
 
 # What a trend's `code` asks for: the stored code, and the quantities to show. A blood
-# pressure panel shows both components; a component code shows that one.
+# pressure panel shows both components; a component code shows that one. The NEWS2 total, the
+# score the service stores (rules.early_warning), is a quantity of its own.
 TREND_CODES: dict[str, tuple[str, tuple[str, ...]]] = {
     **{t.code: (t.code, tuple(t.components[k].code for k in t.components)) for t in READING_TYPES.values()},
     **{q.code: (t.code, (q.code,)) for t in READING_TYPES.values() if t.is_panel for q in t.components.values()},
+    news2.NEWS2_TOTAL_CODE: (news2.NEWS2_TOTAL_CODE, (news2.NEWS2_TOTAL_CODE,)),
 }
 
 
-def _latest_score(row: repository.LatestScore) -> LatestScore:
+def quantity_of(code: str) -> tuple[str, str]:
+    """A trend quantity's display and canonical unit."""
+    if code == news2.NEWS2_TOTAL_CODE:
+        return news2.NEWS2_TOTAL_DISPLAY, early_warning.UNIT
+    return CODES_BY_LOINC[code].display, CODES_BY_LOINC[code].unit
+
+
+def score_of(row: repository.LatestScore) -> LatestScore:
     result = score_of_resource(row.resource)
     return LatestScore(
         observation=f"Observation/{row.id}",
@@ -126,7 +140,7 @@ async def dashboard(
         plan=plan,
         adherence=adherence,
         sparklines=_sparklines(points),
-        news2=_latest_score(score) if score is not None else None,
+        news2=score_of(score) if score is not None else None,
     )
 
 
@@ -135,7 +149,19 @@ def band_periods(
 ) -> list[BandPeriod]:
     """The bands of `code` in force over [start, end): the templates until the first override,
     then each version of the overrides from its change. (The patient's current conditions choose
-    the templates throughout: changes of conditions are not versioned.)"""
+    the templates throughout: changes of conditions are not versioned.) The NEWS2 total's are
+    the chart's, the same for every patient and never overridden."""
+    if code == news2.NEWS2_TOTAL_CODE:
+        return [
+            BandPeriod(
+                from_=start.astimezone(OSLO),
+                to=end.astimezone(OSLO),
+                version=0,
+                source="template",
+                yellow=dict(news2.TOTAL_BANDS["yellow"]),
+                red=dict(news2.TOTAL_BANDS["red"]),
+            )
+        ]
     versions: list[tuple[datetime | None, EffectiveThresholds]] = [(None, effective_thresholds(conditions))]
     versions += [(o.changed_at, effective_thresholds(conditions, o.bands, o.weight_gain, o.version)) for o in history]
     periods = []
@@ -213,22 +239,23 @@ async def trend(
     assert patient is not None
     history = await rules.override_history(session, patient_id)
     series = []
-    for quantity in quantities:
-        periods = band_periods(patient.conditions, history, quantity, start, end)
+    for code_shown in quantities:
+        periods = band_periods(patient.conditions, history, code_shown, start, end)
+        display, unit = quantity_of(code_shown)
         series.append(
             TrendSeries(
-                code=quantity,
-                display=CODES_BY_LOINC[quantity].display,
-                unit=CODES_BY_LOINC[quantity].unit,
+                code=code_shown,
+                display=display,
+                unit=unit,
                 bands={"yellow": periods[-1].yellow, "red": periods[-1].red} if periods else {},
                 band_periods=periods,
-                buckets=by_quantity.get(quantity, []),
+                buckets=by_quantity.get(code_shown, []),
             )
         )
     await record(session, actor, "read", "Trend", f"{patient_id}/{code}", [patient_id])
     return Trend(
         code=code,
-        unit=CODES_BY_LOINC[quantities[0]].unit,
+        unit=series[0].unit,
         bucket=bucket,
         from_=start.astimezone(OSLO),
         to=end.astimezone(OSLO),
@@ -239,13 +266,16 @@ async def trend(
 
 
 def quantity_of_rule(rule: str) -> str | None:
-    """The LOINC code of the quantity an alert's readings are of: "threshold:8480-6:high" is
-    systolic pressure, the weight-gain trend body weight; a missing measurement has none."""
+    """The code of the quantity an alert's readings are of: "threshold:8480-6:high" is systolic
+    pressure, the weight-gain trend body weight, NEWS2 its stored total; a missing measurement
+    has none."""
     kind, _, rest = rule.partition(":")
     if kind == "threshold":
         return rest.partition(":")[0]
     if rule == "trend:weight-gain":
         return BODY_WEIGHT
+    if rule == early_warning.RULE:
+        return news2.NEWS2_TOTAL_CODE
     return None
 
 
@@ -303,6 +333,90 @@ async def readings_of(
         )
         for p in points
     ]
+
+
+async def scores(
+    session: AsyncSession, actor: Actor, patient_id: uuid.UUID, *, start: datetime, end: datetime
+) -> list[LatestScore]:
+    """The patient's NEWS2 scores taken in [start, end), oldest first, each with its parts:
+    what the course's NEWS2 chart tells point by point. At most MAX_READINGS, the oldest (as
+    for a raw trend). Scores entered in error are left out, as readings are."""
+    await access.require_patient(session, actor.staff, patient_id)
+    rows = await repository.scores(session, patient_id, news2.NEWS2_TOTAL_CODE, start, end, MAX_READINGS)
+    await record(session, actor, "search", "Observation", None, [patient_id])
+    return [score_of(row) for row in rows]
+
+
+async def has_scores(session: AsyncSession, actor: Actor, patient_id: uuid.UUID) -> bool:
+    """Whether the patient has a valid NEWS2 score (any time): whether the course shows their
+    NEWS2 chart. Not audited itself, as reading_types_of."""
+    await access.require_patient(session, actor.staff, patient_id)
+    return await repository.latest_score(session, patient_id, news2.NEWS2_TOTAL_CODE) is not None
+
+
+def _stored(o: Observation) -> StoredReading:
+    return StoredReading(
+        observation=f"Observation/{o.id}",
+        code=o.code,
+        effective_at=o.effective_at.astimezone(OSLO),
+        value=o.value,
+        components=o.components,
+        unit=o.unit,
+        derived=o.device_id is None,
+        entered_in_error=EnteredInError(
+            at=o.invalidated_at.astimezone(OSLO),
+            by=o.invalidated_by_sub,
+            by_name=o.invalidated_by_name,
+            reason=o.invalidation_reason,
+        )
+        if o.invalidated_at is not None
+        else None,
+    )
+
+
+def _referenced(resource: dict[str, Any]) -> list[uuid.UUID]:
+    """The ids a stored Observation's `derivedFrom` names, in its order."""
+    found: list[uuid.UUID] = []
+    for entry in resource.get("derivedFrom", []):
+        try:
+            found.append(uuid.UUID(str(entry.get("reference", "")).removeprefix("Observation/")))
+        except ValueError:
+            continue  # not one of ours: nothing to show
+    return found
+
+
+async def observation(
+    session: AsyncSession, actor: Actor, patient_id: uuid.UUID, observation_id: uuid.UUID
+) -> ObservationDetail:
+    """One of the patient's Observations, valid or entered in error, with what hangs on it:
+    for a NEWS2 score its parts and the readings it scored, and the valid Observations that
+    marking it entered in error would take with it. 404 for another patient's. Each
+    Observation shown is audited as read."""
+    await access.require_patient(session, actor.staff, patient_id)
+    shown = (await repository.observations_of(session, patient_id, [observation_id])).get(observation_id)
+    if shown is None:
+        raise NotFound("not_found", "no such Observation")
+    score: LatestScore | None = None
+    inputs: list[Observation] = []
+    if shown.code == news2.NEWS2_TOTAL_CODE and shown.device_id is None:
+        score = score_of(repository.LatestScore(shown.id, shown.effective_at, shown.value or 0.0, shown.resource))
+        named = _referenced(shown.resource)
+        scored = await repository.observations_of(session, patient_id, named)
+        inputs = [scored[oid] for oid in named if oid in scored]
+    derived: list[Observation] = []
+    if shown.invalidated_at is None:  # what marking it would take along
+        closure = await observations.derived_closure(session, shown.id)
+        found = await repository.observations_of(session, patient_id, closure)
+        derived = sorted((found[oid] for oid in closure if oid in found), key=lambda o: (o.effective_at, o.id))
+    for o in (shown, *inputs, *derived):
+        await record(session, actor, "read", "Observation", str(o.id), [patient_id])
+    return ObservationDetail(
+        patient=patient_id,
+        reading=_stored(shown),
+        score=score,
+        inputs=[_stored(o) for o in inputs],
+        derived=[_stored(o) for o in derived],
+    )
 
 
 async def reading_types_of(session: AsyncSession, actor: Actor, patient_id: uuid.UUID) -> list[str]:

@@ -128,23 +128,31 @@ class DatabaseActivity:
 
     def __init__(self, database: str) -> None:
         self.samples: list[tuple[float, frozenset[str], int]] = []  # (when, maintenance running, checkpoints)
+        self.failed: str | None = None
         self._stop = threading.Event()
         self._url = bi.db_url(database)
         self._thread = threading.Thread(target=self._run, name="db-activity", daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
-        with psycopg.connect(self._url, autocommit=True) as connection:
-            while not self._stop.wait(2.0):
-                running = connection.execute(
-                    "select coalesce(array_agg(query), '{}') from pg_stat_activity"
-                    " where backend_type = 'autovacuum worker' and datname = current_database()"
-                ).fetchone()
-                checkpoints = connection.execute(
-                    "select checkpoints_timed + checkpoints_req from pg_stat_bgwriter"
-                ).fetchone()
-                maintenance = frozenset(running[0] if running else ())
-                self.samples.append((time.perf_counter(), maintenance, int(checkpoints[0] if checkpoints else 0)))
+        try:
+            with psycopg.connect(self._url, autocommit=True) as connection:
+                # PostgreSQL 17 moved the checkpoint counts to a view of their own.
+                checkpoints_sql = (
+                    "select num_timed + num_requested from pg_stat_checkpointer"
+                    if connection.info.server_version >= 170000
+                    else "select checkpoints_timed + checkpoints_req from pg_stat_bgwriter"
+                )
+                while not self._stop.wait(2.0):
+                    running = connection.execute(
+                        "select coalesce(array_agg(query), '{}') from pg_stat_activity"
+                        " where backend_type = 'autovacuum worker' and datname = current_database()"
+                    ).fetchone()
+                    checkpoints = connection.execute(checkpoints_sql).fetchone()
+                    maintenance = frozenset(running[0] if running else ())
+                    self.samples.append((time.perf_counter(), maintenance, int(checkpoints[0] if checkpoints else 0)))
+        except psycopg.Error as error:  # the report says so rather than showing an idle database
+            self.failed = f"{type(error).__name__}: {error}"
 
     def between(self, started: float, ends: float) -> tuple[list[str], int]:
         """The maintenance runs seen and the checkpoints completed in [started, ends)."""
@@ -323,6 +331,8 @@ def report(args: argparse.Namespace, windows: list[Window], streams: list[Any], 
         print(" | ".join(f"{c:>11}" for c in cells))
     print("\nWhat the database did in each window (sampled every 2 s), and the breaches slower than twice")
     print("the first window's p99 that arrived while an autovacuum ran:")
+    if activity.failed:
+        print(f"  (the sampler stopped: {activity.failed}; what follows covers only what it saw before)")
     for window in windows:
         ends = window.started + args.window_minutes * 60
         seen, checkpoints = activity.between(window.started, ends)

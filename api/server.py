@@ -10,7 +10,7 @@ import uvicorn
 from rpm.api.app import create_app
 from rpm.config import Settings
 from rpm.db import create_engine, require_migrated
-from rpm.runtime import tune_garbage_collection
+from rpm.runtime import FreeMemoryReturner, tune_garbage_collection
 
 
 async def _check(settings: Settings) -> None:
@@ -30,5 +30,9 @@ def serve(settings: Settings, *, host: str, port: int) -> int:
         signal.signal(sig, lambda *_: None)
     app = create_app(settings)
     tune_garbage_collection()
-    uvicorn.run(app, host=host, port=port, log_level="info", proxy_headers=True)
+    returner = FreeMemoryReturner(settings.memory_return_seconds).start()
+    try:
+        uvicorn.run(app, host=host, port=port, log_level="info", proxy_headers=True)
+    finally:
+        returner.stop()
     return 0

@@ -87,6 +87,8 @@ class Window:
     breaches: list[Any] = field(default_factory=list)
     polls: list[float] = field(default_factory=list)
     rss_mb: dict[str, float] = field(default_factory=dict)
+    # RSS split: anonymous (the heaps) / file-backed (code and libraries paged in), in MB.
+    rss_split_mb: dict[str, tuple[float, float]] = field(default_factory=dict)
 
     def latencies_ms(self, arrivals: dict[Any, float]) -> list[float]:
         return [(arrivals[b.key] - b.sent) * 1000 for b in self.breaches if b.key in arrivals]
@@ -180,6 +182,18 @@ def rss_mb(pid: int) -> float:
     with suppress(psutil.Error):
         return psutil.Process(pid).memory_info().rss / 2**20
     return float("nan")
+
+
+def rss_split_mb(pid: int) -> tuple[float, float]:
+    """(RssAnon, RssFile) from /proc: growth of the first is the heaps', of the second code and
+    libraries paged in as new paths run."""
+    fields: dict[str, float] = {}
+    with suppress(OSError):
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            name, _, value = line.partition(":")
+            if name in ("RssAnon", "RssFile"):
+                fields[name] = int(value.split()[0]) / 1024
+    return fields.get("RssAnon", float("nan")), fields.get("RssFile", float("nan"))
 
 
 class Publisher:
@@ -286,9 +300,11 @@ def soak(args: argparse.Namespace, publisher: Publisher, root: str, patients: li
 
 
 def close_window(window: Window, workers: list[Any], api: Any) -> None:
-    for number, worker in enumerate(workers, 1):
-        window.rss_mb[f"worker {number}"] = rss_mb(worker.process.pid)
-    window.rss_mb["api"] = rss_mb(api.process.pid)
+    processes = {f"worker {number}": worker.process.pid for number, worker in enumerate(workers, 1)}
+    processes["api"] = api.process.pid
+    for name, pid in processes.items():
+        window.rss_mb[name] = rss_mb(pid)
+        window.rss_split_mb[name] = rss_split_mb(pid)
 
 
 def summary(window: Window, arrivals: dict[Any, float], baseline: dict[str, float]) -> str:
@@ -329,6 +345,10 @@ def report(args: argparse.Namespace, windows: list[Window], streams: list[Any], 
             f"{ba.percentile(window.polls, 0.99):.0f} ms", *[f"{window.rss_mb[n]:.0f} MB" for n in names],
         ]  # fmt: skip
         print(" | ".join(f"{c:>11}" for c in cells))
+    print("\nRSS anonymous / file-backed (MB): the heaps, and code and libraries paged in")
+    for window in windows:
+        split = ", ".join(f"{n} {a:.1f} / {f:.1f}" for n, (a, f) in window.rss_split_mb.items())
+        print(f"  window {window.number}: {split}")
     print("\nWhat the database did in each window (sampled every 2 s), and the breaches slower than twice")
     print("the first window's p99 that arrived while an autovacuum ran:")
     if activity.failed:
@@ -383,6 +403,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="run worker 1 through bench/trace_memory.py and report what its memory holds per window; "
         "worker 2 runs plain as the control",
     )
+    parser.add_argument(
+        "--memory-return-seconds",
+        type=float,
+        help="RPM_MEMORY_RETURN_SECONDS for the workers and the API (default: the service's, 60; 0: never)",
+    )
     args = parser.parse_args(argv)
     if args.window_minutes <= 0 or args.minutes < args.window_minutes:
         parser.error("--minutes must hold at least one --window-minutes")
@@ -399,6 +424,8 @@ def main(argv: list[str] | None = None) -> int:
     root = f"bench-soak-{run_id}/rpm/v1"
     tmp = Path(tempfile.mkdtemp(prefix="rpm-bench-soak-"))
     auth = {"RPM_DEV_AUTH": "true", "RPM_DEV_KEY_PATH": str(tmp / "dev-key.pem")}
+    if args.memory_return_seconds is not None:
+        auth["RPM_MEMORY_RETURN_SECONDS"] = f"{args.memory_return_seconds:g}"
     workers: list[Any] = []
     streams: list[Any] = []
     api = baseline = poller = publisher = activity = None
@@ -430,7 +457,9 @@ def main(argv: list[str] | None = None) -> int:
         baseline = ba.BrokerSubscriber(f"{root}-baseline")
         poller = QueuePoller(api.base, token)
         activity = DatabaseActivity(database)
-        log(f"soak: {args.minutes:g} minutes, windows of {args.window_minutes:g}")
+        return_every = args.memory_return_seconds
+        returning = "the service's default" if return_every is None else f"{return_every:g} s"
+        log(f"soak: {args.minutes:g} minutes, windows of {args.window_minutes:g}; memory returned every: {returning}")
         publisher = Publisher(root)
         windows = soak(args, publisher, root, patients, streams, baseline, workers, api, rng)
         unacked = len(publisher.outstanding)

@@ -8,15 +8,14 @@ minutes behind at 500 readings/s): per snapshot, the blocks Python's allocator h
 (`sys.getallocatedblocks`), the C allocator's bytes in use and free-but-kept (glibc
 `mallinfo2`), and the object types whose count grew most since the first snapshot, taken after
 EVERY_SECONDS (start-up is not growth). Growing Python objects are a leak; flat objects and
-blocks under a growing RSS are the allocators keeping what they once used. With
-BENCH_MALLOC_TRIM_SECONDS set, the C allocator's free pages are also handed back that often.
+blocks under a growing RSS are the allocators keeping what they once used (the worker itself
+hands glibc's free pages back every RPM_MEMORY_RETURN_SECONDS, 60 by default).
 """
 
 from __future__ import annotations
 
 import ctypes
 import gc
-import os
 import sys
 import threading
 import time
@@ -77,20 +76,9 @@ def _watch(report: Path, every: float) -> None:
             out.write("  grew most: " + (", ".join(f"{t} {d:+,}" for d, t in grew) or "nothing") + "\n")
 
 
-def _trim(every: float) -> None:
-    """Hand the C allocator's free pages back to the system every `every` seconds (glibc
-    malloc_trim): does the worker's RSS growth live there?"""
-    libc = ctypes.CDLL("libc.so.6")
-    while True:
-        time.sleep(every)
-        libc.malloc_trim(0)
-
-
 def main() -> int:
     report, every, command = Path(sys.argv[1]), float(sys.argv[2]), sys.argv[3:]
     threading.Thread(target=_watch, args=(report, every), name="trace-memory", daemon=True).start()
-    if trim := os.environ.get("BENCH_MALLOC_TRIM_SECONDS"):
-        threading.Thread(target=_trim, args=(float(trim),), name="malloc-trim", daemon=True).start()
     from rpm.cli import main as rpm
 
     return rpm(command)

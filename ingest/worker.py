@@ -35,7 +35,7 @@ from rpm.ingest.bridge import Delivery, Handoff, MqttBridge
 from rpm.ingest.metrics import IngestMetrics, serve
 from rpm.pipeline import MessageOutcome, RulesReport, record_messages, run_clock_rules
 from rpm.rules import service as thresholds
-from rpm.runtime import tune_garbage_collection
+from rpm.runtime import FreeMemoryReturner, tune_garbage_collection
 
 log = logging.getLogger("rpm.ingest")
 
@@ -562,11 +562,15 @@ async def run_worker(settings: Settings) -> None:
     worker = IngestWorker(settings)
     await worker.start()
     tune_garbage_collection()
+    returner = FreeMemoryReturner(settings.memory_return_seconds).start()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, worker.request_stop)
     log.info(
         "ingest worker %s listening on %s", settings.mqtt_client_id, worker.bridge.subscription if worker.bridge else ""
     )
-    await worker.run()
+    try:
+        await worker.run()
+    finally:
+        returner.stop()
     log.info("ingest worker stopped cleanly")

@@ -70,6 +70,10 @@ class Settings(BaseSettings):
     # How often a worker writes down when each gateway last sent a message.
     gateway_activity_seconds: Annotated[float, Field(gt=0, le=300)] = 10.0
 
+    # How often `rpm api` and `rpm ingest` hand the memory their C allocator keeps free back to
+    # the system (glibc's malloc_trim; 0: never). Without it their RSS creeps up for a while.
+    memory_return_seconds: Annotated[float, Field(ge=0, le=3600)] = 60.0
+
     # Rules (rules.md). The periodic checks run at least once a minute.
     rules_enabled: bool = True
     rules_check_seconds: Annotated[float, Field(gt=0, le=60)] = 60.0

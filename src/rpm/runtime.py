@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import gc
+import threading
 
 
 def tune_garbage_collection() -> None:
@@ -20,3 +23,55 @@ def tune_garbage_collection() -> None:
     """
     gc.freeze()
     gc.set_threshold(50_000, 20, 10)
+
+
+@functools.cache
+def _glibc() -> ctypes.CDLL | None:
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.malloc_trim.argtypes = [ctypes.c_size_t]
+        libc.malloc_trim.restype = ctypes.c_int
+    except (OSError, AttributeError):  # musl (Alpine), macOS: no malloc_trim
+        return None
+    return libc
+
+
+def return_free_memory() -> bool:
+    """Hand the pages glibc's allocator holds free back to the system; False where it cannot.
+
+    A batch of readings or a page of the worklist allocates megabytes and frees them again.
+    glibc keeps freed memory for reuse, and what sits between pages still in use it never gives
+    back by itself: the process's RSS crept up by a tenth over its first twenty minutes, with no
+    more objects alive (docs/performance.md, "Soak"). A trim takes a few milliseconds.
+    """
+    libc = _glibc()
+    if libc is None:
+        return False
+    libc.malloc_trim(0)
+    return True
+
+
+class FreeMemoryReturner:
+    """`return_free_memory` every `seconds`, on a thread of its own (a long-running process)."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.returned = 0  # how many times it ran
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="return-free-memory", daemon=True)
+
+    def start(self) -> FreeMemoryReturner:
+        """Start unless switched off (0 seconds) or not on glibc."""
+        if self.seconds > 0 and _glibc() is not None:
+            self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.seconds):
+            return_free_memory()
+            self.returned += 1
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)

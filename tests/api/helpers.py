@@ -13,6 +13,7 @@ import httpx
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from rpm import norway
 from rpm.observations.models import Observation
 from rpm.organisations.models import Organisation
 from rpm.pipeline import IncomingMessage, MessageOutcome, record_messages
@@ -151,7 +152,9 @@ def parse_time(text: str) -> datetime:
 
 
 def today() -> date:
-    return datetime.now(UTC).date()
+    """Today in Norway: care-team periods and plans are dates there (in the hour after
+    midnight in Oslo, the UTC date is still yesterday)."""
+    return norway.today()
 
 
 def assert_error(response: httpx.Response, status: int, field: str | None = None) -> dict[str, Any]:

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 
+from rpm import norway
 from rpm.devices.models import DeviceAssignment
 from tests.api.helpers import (
     DNR_SYSTEM,
@@ -210,7 +211,7 @@ async def test_unknown_patient_is_404(client, tokens):
 
 async def test_care_team_membership_in_the_future_or_past_gives_no_access(client, tokens):
     """The care team is followed for a period: outside it the organisation sees nothing."""
-    today = datetime.now(UTC).date()
+    today = norway.today()  # care-team periods are dates in Norway
     patient = await enrol(
         client,
         tokens(ORG_A, "admin"),

@@ -21,6 +21,7 @@ import httpx
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from rpm import norway
 from rpm.alerts.models import Alert, AlertStatus
 from rpm.audit.models import AuditRecord
 from rpm.observations import repository as observations
@@ -640,7 +641,7 @@ async def test_organisation_filter_lists_patients_that_organisation_also_follows
     org = await new_organisation(session)
     gp = await new_organisation(session, kind="gp-office")
     admin = tokens(org, "admin")
-    today = datetime.now(UTC).date()
+    today = norway.today()  # care-team periods are dates in Norway
     alone = await enrol(client, admin, org)
     shared = await enrol(
         client,

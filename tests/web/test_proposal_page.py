@@ -9,6 +9,7 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
+from rpm.norway import OSLO
 from rpm.rules.models import ThresholdOverride, ThresholdProposal
 from tests.api.helpers import enrol
 from tests.conftest import ORG_A
@@ -47,7 +48,7 @@ async def test_a_patient_in_the_start_period_is_shown_as_such(client, tokens, se
     assert patient["start_period_days"] == 14
     await sign_in(client, "nurse", sub="nurse-1")
     page = text_of((await client.get(f"/patients/{patient['id']}/thresholds")).text)
-    ends = (now() + 14 * DAY).strftime("%d.%m.%Y")
+    ends = (now() + 14 * DAY).astimezone(OSLO).strftime("%d.%m.%Y")  # the page's date is Norway's
     assert f"Oppstartsperiode til {ends}" in page
 
 

@@ -24,6 +24,7 @@ from rpm.alerts.schemas import MAX_SNOOZE_HOURS, AlertItem, CommentIn, HistoryEn
 from rpm.api.deps import SessionDep
 from rpm.api.web import present
 from rpm.api.web.deps import WebActor, attempt
+from rpm.api.web.forms import written_text
 from rpm.api.web.render import page
 from rpm.audit.service import Actor
 from rpm.errors import Conflict, InvalidInput
@@ -196,11 +197,9 @@ async def resolve(
     """Resolve with a note (required) and an outcome (required on the page; the API takes
     none too). A missing one is answered 422 with the message next to its field."""
     errors: dict[str, str] = {}
-    note = note.strip()
-    if not note:
-        errors["note"] = "alert.note_required"
-    elif len(note) > NOTE_MAX:
-        errors["note"] = "alert.note_too_long"
+    note, problem = written_text(note, NOTE_MAX, "alert.note")
+    if problem:
+        errors["note"] = problem
     if outcome not in OUTCOMES:
         errors["outcome"] = "alert.outcome_required"
     if errors:
@@ -289,12 +288,10 @@ async def snooze(
     service's opening when it is no longer within 24 hours is answered 422 with the message
     next to its field; a resolved alert 409."""
     now = datetime.now(UTC)
-    reason = reason.strip()
     errors: dict[str, str] = {}
-    if not reason:
-        errors["reason"] = "alert.snooze_reason_required"
-    elif len(reason) > SNOOZE_REASON_MAX:
-        errors["reason"] = "alert.snooze_reason_too_long"
+    reason, problem = written_text(reason, SNOOZE_REASON_MAX, "alert.snooze_reason")
+    if problem:
+        errors["reason"] = problem
     opens = None
     if duration == SERVICE:
         detail = await alerts.detail(session, actor, alert_id)  # whose service: the patient's care team
@@ -343,13 +340,8 @@ async def comment(
 ) -> Response:
     """Add a comment, on an alert of any status. A missing or too long one is answered 422
     with the message next to the field and the text kept."""
-    text = text.strip()
-    error = None
-    if not text:
-        error = "alert.comment_required"
-    elif len(text) > COMMENT_MAX:
-        error = "alert.comment_too_long"
-    else:
+    text, error = written_text(text, COMMENT_MAX, "alert.comment")
+    if error is None:
         try:
             async with attempt(session):
                 await alerts.comment(session, actor, alert_id, text, datetime.now(UTC))

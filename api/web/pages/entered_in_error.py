@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from rpm.alerts import service as alerts
 from rpm.api.deps import SessionDep
 from rpm.api.web.deps import WebActor, attempt
+from rpm.api.web.forms import written_text
 from rpm.api.web.pages.alerts import _is_htmx, _state, _whole_page
 from rpm.api.web.render import page
 from rpm.audit.service import Actor
@@ -60,12 +61,7 @@ async def mark_entered_in_error(
     detail = await alerts.detail(session, actor, alert_id)  # first: another organisation's alert is 404
     if f"Observation/{observation_id}" not in {e.observation for e in detail.evidence}:
         raise NotFound("not_found", "no such reading of the alert")
-    reason = reason.strip()
-    error = None
-    if not reason:
-        error = "invalidation.reason_required"
-    elif len(reason) > REASON_MAX:
-        error = "invalidation.reason_too_long"
+    reason, error = written_text(reason, REASON_MAX, "invalidation.reason")
     if error is not None:
         return await _answer(
             request,

@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from rpm.api.deps import SessionDep
 from rpm.api.web import present
 from rpm.api.web.deps import WebActor, attempt
+from rpm.api.web.forms import written_text
 from rpm.api.web.render import page
 from rpm.audit.service import Actor
 from rpm.errors import Conflict, NotFound
@@ -128,12 +129,7 @@ async def mark_entered_in_error(
     detail = await trends.observation(session, actor, patient_id, page_of)  # first: 404 for another's
     if observation_id not in {uuid.UUID(reference_id(r)) for r in (detail.reading, *detail.inputs)}:
         raise NotFound("not_found", "no such Observation on this page")
-    reason = reason.strip()
-    error = None
-    if not reason:
-        error = "invalidation.reason_required"
-    elif len(reason) > REASON_MAX:
-        error = "invalidation.reason_too_long"
+    reason, error = written_text(reason, REASON_MAX, "invalidation.reason")
     if error is not None:
         return await _answer(
             request,

@@ -8,12 +8,20 @@ from collections.abc import Iterable
 from datetime import date
 from typing import Any
 
-from sqlalchemy import CompoundSelect, Select, or_, select
+from sqlalchemy import ColumnElement, CompoundSelect, Select, and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from rpm.alerts.models import ACTIVE, Alert
 from rpm.organisations.models import Organisation
 from rpm.patients.models import CareTeamMember
+
+
+def in_care_team_on(day: date) -> ColumnElement[bool]:
+    """A care-team membership whose period (both ends included, the end open) holds `day`."""
+    return and_(
+        CareTeamMember.period_from <= day,
+        or_(CareTeamMember.period_to.is_(None), CareTeamMember.period_to >= day),
+    )
 
 
 def followed_patient_ids(orgnr: str, today: date) -> Select[Any]:
@@ -22,11 +30,7 @@ def followed_patient_ids(orgnr: str, today: date) -> Select[Any]:
     return (
         select(CareTeamMember.patient_id)
         .join(Organisation, Organisation.id == CareTeamMember.organisation_id)
-        .where(
-            Organisation.orgnr == orgnr,
-            CareTeamMember.period_from <= today,
-            (CareTeamMember.period_to.is_(None)) | (CareTeamMember.period_to >= today),
-        )
+        .where(Organisation.orgnr == orgnr, in_care_team_on(today))
     )
 
 
@@ -51,11 +55,7 @@ def care_team_orgnrs(patient_id: uuid.UUID, today: date) -> Select[str]:
     return (
         select(Organisation.orgnr)
         .join(CareTeamMember, CareTeamMember.organisation_id == Organisation.id)
-        .where(
-            CareTeamMember.patient_id == patient_id,
-            CareTeamMember.period_from <= today,
-            (CareTeamMember.period_to.is_(None)) | (CareTeamMember.period_to >= today),
-        )
+        .where(CareTeamMember.patient_id == patient_id, in_care_team_on(today))
     )
 
 

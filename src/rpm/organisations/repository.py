@@ -10,7 +10,7 @@ from typing import Any, NamedTuple
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from rpm.access.repository import visible_patient_ids
+from rpm.access.repository import in_care_team_on, visible_patient_ids
 from rpm.organisations.models import Organisation
 from rpm.patients.models import CareTeamMember
 
@@ -35,11 +35,7 @@ async def in_care_teams_of(session: AsyncSession, orgnr: str, today: date) -> li
     rows = await session.scalars(
         select(Organisation)
         .join(CareTeamMember, CareTeamMember.organisation_id == Organisation.id)
-        .where(
-            CareTeamMember.patient_id.in_(followed),
-            CareTeamMember.period_from <= today,
-            (CareTeamMember.period_to.is_(None)) | (CareTeamMember.period_to >= today),
-        )
+        .where(CareTeamMember.patient_id.in_(followed), in_care_team_on(today))
         .distinct()
         .order_by(Organisation.name)
     )
@@ -77,11 +73,7 @@ async def care_team_services(
             Organisation.out_of_hours_partner_id,
         )
         .join(Organisation, Organisation.id == CareTeamMember.organisation_id)
-        .where(
-            CareTeamMember.patient_id.in_(list(found)),
-            CareTeamMember.period_from <= today,
-            (CareTeamMember.period_to.is_(None)) | (CareTeamMember.period_to >= today),
-        )
+        .where(CareTeamMember.patient_id.in_(list(found)), in_care_team_on(today))
     )
     for row in rows:
         found[row[0]].append(CareTeamService(*row))

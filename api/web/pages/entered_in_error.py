@@ -10,7 +10,7 @@ out of band; a plain form post is answered with the page again (by GET after a c
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from functools import partial
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request
@@ -19,14 +19,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from rpm.alerts import service as alerts
 from rpm.api.deps import SessionDep
-from rpm.api.web.deps import WebActor, attempt
-from rpm.api.web.forms import written_text
+from rpm.api.web.deps import WebActor
+from rpm.api.web.forms import mark_from_form
 from rpm.api.web.pages.alerts import _is_htmx, _state, _whole_page
 from rpm.api.web.render import page
 from rpm.audit.service import Actor
-from rpm.errors import Conflict, NotFound
-from rpm.observations import service as observations
-from rpm.observations.schemas import REASON_MAX
+from rpm.errors import NotFound
 
 router = APIRouter(tags=["staff page"], include_in_schema=False)
 
@@ -61,22 +59,11 @@ async def mark_entered_in_error(
     detail = await alerts.detail(session, actor, alert_id)  # first: another organisation's alert is 404
     if f"Observation/{observation_id}" not in {e.observation for e in detail.evidence}:
         raise NotFound("not_found", "no such reading of the alert")
-    reason, error = written_text(reason, REASON_MAX, "invalidation.reason")
-    if error is not None:
-        return await _answer(
-            request,
-            session,
-            actor,
-            alert_id,
-            422,
-            message="invalidation.form_invalid",
-            invalidation_errors={str(observation_id): error},
-            invalidation_form={str(observation_id): reason},
-        )
-    try:
-        async with attempt(session):
-            marked = await observations.invalidate(session, actor, observation_id, reason, datetime.now(UTC))
-    except Conflict:
-        return await _answer(request, session, actor, alert_id, 409, message="invalidation.already")
-    done = "invalidation.done_resolved" if alert_id in marked.alerts_resolved else "invalidation.done"
-    return await _answer(request, session, actor, alert_id, 200, message=done)
+    return await mark_from_form(
+        session,
+        actor,
+        observation_id,
+        reason,
+        partial(_answer, request, session, actor, alert_id),
+        lambda marked: "invalidation.done_resolved" if alert_id in marked.alerts_resolved else "invalidation.done",
+    )

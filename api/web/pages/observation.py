@@ -14,7 +14,7 @@ form post is answered with the page again (by GET after a change).
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from functools import partial
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request
@@ -23,13 +23,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from rpm.api.deps import SessionDep
 from rpm.api.web import present
-from rpm.api.web.deps import WebActor, attempt
-from rpm.api.web.forms import written_text
+from rpm.api.web.deps import WebActor
+from rpm.api.web.forms import mark_from_form
 from rpm.api.web.render import page
 from rpm.audit.service import Actor
-from rpm.errors import Conflict, NotFound
+from rpm.errors import NotFound
 from rpm.observations import service as observations
-from rpm.observations.schemas import REASON_MAX
+from rpm.observations.schemas import REASON_MAX, EnteredInErrorOut
 from rpm.patients import service as patients
 from rpm.trends import service as trends
 from rpm.trends.schemas import ObservationDetail, StoredReading
@@ -129,28 +129,15 @@ async def mark_entered_in_error(
     detail = await trends.observation(session, actor, patient_id, page_of)  # first: 404 for another's
     if observation_id not in {uuid.UUID(reference_id(r)) for r in (detail.reading, *detail.inputs)}:
         raise NotFound("not_found", "no such Observation on this page")
-    reason, error = written_text(reason, REASON_MAX, "invalidation.reason")
-    if error is not None:
-        return await _answer(
-            request,
-            session,
-            actor,
-            patient_id,
-            page_of,
-            422,
-            message="invalidation.form_invalid",
-            invalidation_errors={str(observation_id): error},
-            invalidation_form={str(observation_id): reason},
-        )
-    try:
-        async with attempt(session):
-            marked = await observations.invalidate(session, actor, observation_id, reason, datetime.now(UTC))
-    except Conflict:
-        return await _answer(request, session, actor, patient_id, page_of, 409, message="invalidation.already")
+    return await mark_from_form(
+        session, actor, observation_id, reason, partial(_answer, request, session, actor, patient_id, page_of), _done
+    )
+
+
+def _done(marked: EnteredInErrorOut) -> str:
+    """The message after marking from this page: a score's reading also takes the score."""
     if marked.alerts_resolved:
-        done = "score.done_resolved"
-    elif marked.also_invalidated:
-        done = "score.done_with_derived"
-    else:
-        done = "invalidation.done"
-    return await _answer(request, session, actor, patient_id, page_of, 200, message=done)
+        return "score.done_resolved"
+    if marked.also_invalidated:
+        return "score.done_with_derived"
+    return "invalidation.done"
